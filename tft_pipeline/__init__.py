@@ -1,0 +1,1 @@
+"""tft_pipeline: the data engine of the TFT Trader."""
