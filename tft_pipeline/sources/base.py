@@ -1,0 +1,58 @@
+"""The source interfaces every implementation (sample, live) fulfils (pure, no Dagster).
+
+Assets only see these interfaces; which implementation runs is chosen once, from settings.
+Frames follow the layouts in ``tft_pipeline.tables`` without ``session_date``: the caller assigns
+each row to its session with ``tft_pipeline.trading_calendar``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class RedditFetch:
+    """Rows fetched for one time range, and whether the source could reach back far enough.
+
+    ``complete`` is False when the source ran out of history before ``start_utc`` (Reddit serves
+    about 1,000 items per listing): the rows are still right, only fewer than existed.
+    """
+
+    frame: pd.DataFrame
+    complete: bool = True
+    notes: tuple[str, ...] = ()
+    requests: int = 0
+
+
+@dataclass(frozen=True)
+class PriceFetch:
+    """Bars of every ticker that could be fetched, and one failure row per ticker that could not."""
+
+    bars: pd.DataFrame
+    failures: pd.DataFrame  # columns: ticker, error_type, message, attempts
+    requests: int = 0
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+
+class RedditSource(ABC):
+    """Posts and comments of the configured subreddits created in ``[start_utc, end_utc)``."""
+
+    @abstractmethod
+    def fetch_posts(self, start_utc: pd.Timestamp, end_utc: pd.Timestamp) -> RedditFetch:
+        """Posts created in the range, columns of ``RAW_POST_COLUMNS`` but ``session_date``."""
+
+    @abstractmethod
+    def fetch_comments(self, start_utc: pd.Timestamp, end_utc: pd.Timestamp) -> RedditFetch:
+        """Comments created in the range, columns of ``RAW_COMMENT_COLUMNS`` but ``session_date``."""
+
+
+class PriceSource(ABC):
+    """Daily bars of ``tickers`` for ``sessions`` (all of a run's sessions in one call per ticker)."""
+
+    @abstractmethod
+    def fetch_prices(self, tickers: Sequence[str], sessions: pd.DatetimeIndex) -> PriceFetch:
+        """Bars with the columns of ``RAW_PRICE_COLUMNS`` (``session_date`` is the bar's date)."""
