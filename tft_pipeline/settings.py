@@ -1,0 +1,191 @@
+"""The one typed settings object of tft_pipeline, read once from the environment and ``.env``.
+
+Every variable is documented in ``.env.example``. A wrong value fails at startup with a message
+that names the variable and what it allows (``SettingsError``), never later inside a run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from typing_extensions import Annotated
+
+from tft_pipeline.trading_calendar import CALENDAR_FIRST_DAY, CALENDAR_LAST_DAY
+from tft_pipeline.universe import DEFAULT_UNIVERSE, InvalidTickerError, parse_tickers
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class DataSource(str, Enum):
+    """Where raw data comes from."""
+
+    SAMPLE = "sample"
+    LIVE = "live"
+
+
+class SettingsError(ValueError):
+    """A configuration value is wrong; the message names the variable and what is allowed."""
+
+
+class RiskSettings(BaseSettings):
+    """``TFT_RISK_*`` overrides of the risk manager's limits (None keeps the seed's default)."""
+
+    model_config = SettingsConfigDict(env_prefix="TFT_RISK_", env_file=".env", extra="ignore")
+
+    min_confidence: float | None = Field(default=None, ge=0.0, le=1.0)
+    min_reward_risk: float | None = Field(default=None, gt=0.0)
+    risk_per_trade: float | None = Field(default=None, gt=0.0, le=1.0)
+    max_position_fraction: float | None = Field(default=None, gt=0.0, le=1.0)
+    max_positions: int | None = Field(default=None, ge=1)
+    max_drawdown: float | None = Field(default=None, gt=0.0, le=1.0)
+
+    def overrides(self) -> dict[str, Any]:
+        """Only the limits the user set."""
+        return {name: value for name, value in self.model_dump().items() if value is not None}
+
+
+class Settings(BaseSettings):
+    """tft_pipeline's configuration (``TFT_*``, ``REDDIT_*``), from the environment and ``.env``."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    data_source: DataSource = Field(default=DataSource.SAMPLE, alias="TFT_DATA_SOURCE")
+    warehouse_path: Path = Field(default=Path("data/warehouse.duckdb"), alias="TFT_WAREHOUSE_PATH")
+    tickers: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=DEFAULT_UNIVERSE, alias="TFT_TICKERS"
+    )
+    subreddits: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=("wallstreetbets", "stocks", "investing"), alias="TFT_SUBREDDITS"
+    )
+    start_date: dt.date = Field(default=dt.date(2024, 1, 2), alias="TFT_START_DATE")
+    sample_seed: int = Field(default=20240102, alias="TFT_SAMPLE_SEED")
+    sample_scale: float = Field(default=1.0, gt=0.0, le=1000.0, alias="TFT_SAMPLE_SCALE")
+
+    reddit_client_id: SecretStr | None = Field(default=None, alias="REDDIT_CLIENT_ID")
+    reddit_client_secret: SecretStr | None = Field(default=None, alias="REDDIT_CLIENT_SECRET")
+    reddit_user_agent: str | None = Field(default=None, alias="REDDIT_USER_AGENT")
+    reddit_username: str | None = Field(default=None, alias="REDDIT_USERNAME")
+    reddit_password: SecretStr | None = Field(default=None, alias="REDDIT_PASSWORD")
+    reddit_oauth_url: str = Field(default="https://oauth.reddit.com", alias="REDDIT_OAUTH_URL")
+    reddit_url: str = Field(default="https://www.reddit.com", alias="REDDIT_URL")
+    reddit_top_posts_for_comments: int = Field(default=25, ge=0, alias="TFT_REDDIT_TOP_POSTS")
+    reddit_requests_per_second: float = Field(default=1.0, gt=0.0, alias="TFT_REDDIT_RPS")
+    price_requests_per_second: float = Field(default=2.0, gt=0.0, alias="TFT_PRICE_RPS")
+    price_max_failed_share: float = Field(default=0.2, ge=0.0, le=1.0, alias="TFT_PRICE_MAX_FAILED_SHARE")
+
+    failure_webhook_url: str | None = Field(default=None, alias="TFT_FAILURE_WEBHOOK_URL")
+
+    @field_validator("tickers", mode="before")
+    @classmethod
+    def _parse_tickers(cls, value: Any) -> tuple[str, ...]:
+        if isinstance(value, str):
+            return parse_tickers(value, base_dir=PROJECT_ROOT)
+        return tuple(value)
+
+    @field_validator("subreddits", mode="before")
+    @classmethod
+    def _parse_subreddits(cls, value: Any) -> tuple[str, ...]:
+        items = value.split(",") if isinstance(value, str) else list(value)
+        names = tuple(item.strip().removeprefix("r/") for item in items if item.strip())
+        bad = [name for name in names if not name.replace("_", "").isalnum() or len(name) > 21]
+        if bad or not names:
+            raise ValueError(
+                f"subreddit names are 1-21 letters, digits or underscores, comma-separated; got {value!r}"
+            )
+        return names
+
+    @field_validator("start_date")
+    @classmethod
+    def _start_in_calendar(cls, value: dt.date) -> dt.date:
+        if not (CALENDAR_FIRST_DAY.date() <= value <= CALENDAR_LAST_DAY.date()):
+            raise ValueError(
+                f"must lie between {CALENDAR_FIRST_DAY.date()} and {CALENDAR_LAST_DAY.date()}"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _live_needs_credentials(self) -> Settings:
+        if self.data_source is DataSource.LIVE:
+            missing = [
+                name
+                for name, value in (
+                    ("REDDIT_CLIENT_ID", self.reddit_client_id),
+                    ("REDDIT_CLIENT_SECRET", self.reddit_client_secret),
+                    ("REDDIT_USER_AGENT", self.reddit_user_agent),
+                )
+                if value is None or (
+                    not (value.get_secret_value() if isinstance(value, SecretStr) else value).strip()
+                )
+            ]
+            if missing:
+                raise ValueError(
+                    f"TFT_DATA_SOURCE=live needs {', '.join(missing)} (see docs/credentials.md)"
+                )
+        return self
+
+    def resolved_warehouse_path(self) -> Path:
+        """The warehouse path, relative paths taken from the project root."""
+        path = self.warehouse_path.expanduser()
+        return path if path.is_absolute() else PROJECT_ROOT / path
+
+
+def _describe(error: ValidationError) -> str:
+    lines = []
+    for item in error.errors():
+        variable = ".".join(str(part) for part in item["loc"])
+        given = item.get("input")
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "enum":
+            message = f"allowed values are {item['ctx']['expected']}"
+        secret = "SECRET" in variable or "PASSWORD" in variable
+        shown = "" if secret or isinstance(given, dict) or given is None else f"={given!r}"
+        if item["type"].startswith("date"):
+            message += " (expected a date such as 2024-01-02)"
+        lines.append(f"{variable}{shown}: {message}" if variable else message)
+    return "invalid configuration:\n  " + "\n  ".join(lines)
+
+
+def load_settings(env_file: str | Path | None = ".env", **overrides: Any) -> Settings:
+    """Read the settings once; raise ``SettingsError`` naming each wrong variable."""
+    env_path = Path(env_file) if env_file is not None else None
+    if env_path is not None and not env_path.is_absolute() and not env_path.exists():
+        env_path = PROJECT_ROOT / env_path
+    try:
+        return Settings(_env_file=env_path, **overrides)  # type: ignore[call-arg]
+    except ValidationError as error:
+        raise SettingsError(_describe(error)) from None
+    except InvalidTickerError as error:  # raised inside a validator but not wrapped by pydantic
+        raise SettingsError(f"invalid configuration:\n  TFT_TICKERS: {error}") from None
+
+
+def load_risk_settings(env_file: str | Path | None = ".env") -> RiskSettings:
+    """The ``TFT_RISK_*`` overrides, with the same clear errors."""
+    env_path = Path(env_file) if env_file is not None else None
+    if env_path is not None and not env_path.is_absolute() and not env_path.exists():
+        env_path = PROJECT_ROOT / env_path
+    try:
+        return RiskSettings(_env_file=env_path)  # type: ignore[call-arg]
+    except ValidationError as error:
+        described = _describe(error)
+        for field_name in RiskSettings.model_fields:
+            described = described.replace(f"{field_name}", f"TFT_RISK_{field_name.upper()}", 1)
+        raise SettingsError(described) from None
+
+
+def env_file_permissions_warning(env_file: Path) -> str | None:
+    """A warning when ``.env`` (which holds secrets) is readable by other users."""
+    if not env_file.exists() or os.name != "posix":
+        return None
+    mode = env_file.stat().st_mode & 0o777
+    if mode & 0o077:
+        return (
+            f"{env_file} is readable by other users (mode {mode:o}); it holds credentials: "
+            f"run `chmod 600 {env_file}`"
+        )
+    return None
