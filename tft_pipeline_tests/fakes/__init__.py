@@ -1,0 +1,1 @@
+"""Fake external services for offline tests (loopback servers real client libraries talk to)."""
