@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 from enum import Enum
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -189,3 +190,9 @@ def env_file_permissions_warning(env_file: Path) -> str | None:
             f"run `chmod 600 {env_file}`"
         )
     return None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings, read once (``load_settings`` with the project's ``.env``)."""
+    return load_settings()

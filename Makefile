@@ -1,0 +1,67 @@
+# tft_pipeline: `make run` on a fresh machine with Python 3.11+, git and make.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+# uv from PATH, else a private copy bootstrapped from PyPI into .tools/ (no curl | sh).
+UV := $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.tools/bin/uv)
+export UV_PYTHON_DOWNLOADS := never
+# One persistent Dagster instance for the project, so run history survives restarts.
+export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+SESSIONS ?= 60
+HOST ?= 127.0.0.1
+PORT ?= 3000
+
+.PHONY: help install install-dev run report test test-fast dev dev-postgres bench lint clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
+
+$(CURDIR)/.tools/bin/uv:
+	$(PYTHON) -m venv $(CURDIR)/.tools
+	$(CURDIR)/.tools/bin/pip install --quiet --disable-pip-version-check uv
+
+.venv/.installed: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen
+	@touch $@
+
+.venv/.installed-dev: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen --extra dev
+	@touch $@ .venv/.installed
+
+install: .venv/.installed ## install the locked dependencies
+
+install-dev: .venv/.installed-dev ## install with the dev extras
+
+$(DAGSTER_HOME)/dagster.yaml:
+	@mkdir -p $(DAGSTER_HOME)
+	cp deploy/sqlite/dagster.yaml $@
+
+run: install $(DAGSTER_HOME)/dagster.yaml ## materialize the whole chain on sample data for the latest $(SESSIONS) sessions, then report
+	$(UV) run --frozen --no-sync python -m tft_pipeline run --sessions $(SESSIONS)
+
+report: install ## print the report of the warehouse as it is
+	$(UV) run --frozen --no-sync python -m tft_pipeline report
+
+test: install-dev ## the whole pytest suite, offline
+	$(UV) run --frozen --no-sync pytest -n 2 --timeout 600
+
+test-fast: install-dev ## the suite without the slow end-to-end tests
+	$(UV) run --frozen --no-sync pytest -n 2 -m "not slow"
+
+dev: install $(DAGSTER_HOME)/dagster.yaml ## the Dagster UI on http://$(HOST):$(PORT) (webserver + daemon)
+	$(UV) run --frozen --no-sync dagster dev -w workspace.yaml -h $(HOST) -p $(PORT)
+
+dev-postgres: install ## the Dagster UI on the PostgreSQL instance (DAGSTER_PG_* variables)
+	@mkdir -p $(CURDIR)/.dagster_home_postgres
+	cp deploy/postgres/dagster.yaml $(CURDIR)/.dagster_home_postgres/dagster.yaml
+	DAGSTER_HOME=$(CURDIR)/.dagster_home_postgres $(UV) run --frozen --no-sync dagster dev -w workspace.yaml -h $(HOST) -p $(PORT)
+
+bench: install-dev ## the benchmarks; figures to bench/results.json
+	$(UV) run --frozen --no-sync python -m bench
+
+lint: install-dev ## ruff
+	$(UV) run --frozen --no-sync ruff check tft_pipeline tft_pipeline_tests bench
+
+clean: ## remove the warehouse, exports and the Dagster home (not .env)
+	rm -rf data/*.duckdb data/*.duckdb.wal data/export $(DAGSTER_HOME)

@@ -1,0 +1,79 @@
+"""The one Definitions object of tft_pipeline: assembles assets, resources, jobs and schedules."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dagster import Definitions, EnvVar, load_assets_from_modules
+
+from tft_pipeline.defs.assets import clean, export, ingest
+from tft_pipeline.defs.io_manager import WarehouseIOManager
+from tft_pipeline.defs.jobs import daily_session_chain
+from tft_pipeline.defs.resources import (
+    LivePriceResource,
+    LiveRedditResource,
+    SamplePriceResource,
+    SampleRedditResource,
+    UniverseResource,
+    WarehouseResource,
+    live_reddit_credentials,
+)
+from tft_pipeline.defs.schedules import daily_session_schedule
+from tft_pipeline.settings import PROJECT_ROOT, DataSource, Settings, get_settings
+
+
+def source_resources(settings: Settings) -> dict:
+    """The Reddit and price sources of the configured data source."""
+    if settings.data_source is DataSource.SAMPLE:
+        return {
+            "reddit": SampleRedditResource(
+                subreddits=list(settings.subreddits),
+                tickers=list(settings.tickers),
+                seed=settings.sample_seed,
+                scale=settings.sample_scale,
+            ),
+            "prices": SamplePriceResource(seed=settings.sample_seed, scale=settings.sample_scale),
+        }
+    optional = {
+        field: EnvVar(variable)
+        for field, variable, value in (
+            ("username", "REDDIT_USERNAME", settings.reddit_username),
+            ("password", "REDDIT_PASSWORD", settings.reddit_password),
+        )
+        if value is not None
+    }
+    return {
+        "reddit": LiveRedditResource(
+            subreddits=list(settings.subreddits),
+            oauth_url=settings.reddit_oauth_url,
+            reddit_url=settings.reddit_url,
+            top_posts_for_comments=settings.reddit_top_posts_for_comments,
+            requests_per_second=settings.reddit_requests_per_second,
+            **live_reddit_credentials(),
+            **optional,
+        ),
+        "prices": LivePriceResource(
+            requests_per_second=settings.price_requests_per_second,
+            max_failed_share=settings.price_max_failed_share,
+        ),
+    }
+
+
+def build_definitions(settings: Settings) -> Definitions:
+    """Everything Dagster needs, from one settings object (tests pass their own)."""
+    warehouse_path = str(settings.resolved_warehouse_path())
+    export_dir = Path(warehouse_path).parent / "export"
+    return Definitions(
+        assets=load_assets_from_modules([ingest, clean, export]),
+        jobs=[daily_session_chain],
+        schedules=[daily_session_schedule],
+        resources={
+            **source_resources(settings),
+            "universe": UniverseResource(tickers=list(settings.tickers)),
+            "warehouse_io_manager": WarehouseIOManager(database=warehouse_path),
+            "warehouse": WarehouseResource(path=warehouse_path, export_dir=str(export_dir)),
+        },
+    )
+
+
+defs = build_definitions(get_settings())

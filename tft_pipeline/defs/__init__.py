@@ -1,0 +1,1 @@
+"""Dagster wiring: partitions, resources, the IO manager, assets, jobs, schedules, sensors."""

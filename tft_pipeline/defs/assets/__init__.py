@@ -1,0 +1,1 @@
+"""Assets, one module per business group: ingest, clean, features, signals, portfolio, export."""

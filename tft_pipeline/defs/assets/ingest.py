@@ -1,0 +1,189 @@
+"""Raw assets: Reddit posts and comments, and daily price bars, as fetched (dirt included)."""
+
+from __future__ import annotations
+
+import pandas as pd
+from dagster import (
+    AssetExecutionContext,
+    AssetOut,
+    Failure,
+    MetadataValue,
+    Output,
+    asset,
+    multi_asset,
+)
+
+from tft_pipeline.defs.constants import (
+    INGEST_GROUP,
+    SCRAPER_RETRY_POLICY,
+    SESSION_PARTITIONS,
+    SINGLE_RUN,
+    WAREHOUSE_POOL,
+)
+from tft_pipeline.defs.metadata import counts_table, preview
+from tft_pipeline.defs.resources import PriceSourceResource, RedditSourceResource, UniverseResource
+from tft_pipeline.sources.base import RedditFetch
+from tft_pipeline.tables import (
+    PRICE_FETCH_FAILURE_COLUMNS,
+    RAW_COMMENT_COLUMNS,
+    RAW_POST_COLUMNS,
+    RAW_PRICE_COLUMNS,
+    conform,
+)
+from tft_pipeline.trading_calendar import reddit_window_for_range, session_close, session_of_timestamps
+
+
+def run_sessions(context: AssetExecutionContext) -> pd.DatetimeIndex:
+    """The sessions this run materializes (one, or a backfill's range), oldest first."""
+    sessions = pd.DatetimeIndex(sorted(pd.Timestamp(key) for key in context.partition_keys))
+    last_close = session_close(sessions[-1])
+    if last_close > pd.Timestamp.now(tz="UTC"):
+        raise Failure(
+            description=(
+                f"session {sessions[-1].date()} has not closed yet (close at {last_close} UTC): "
+                "its data is incomplete; materialize it after the close"
+            ),
+            allow_retries=False,
+        )
+    return sessions
+
+
+def _permanent_failure(error: Exception) -> Failure:
+    return Failure(description=str(error), allow_retries=False)
+
+
+def _fetch_or_fail(fetch, *args):
+    """Call a source; a permanent source error becomes a Failure Dagster does not retry."""
+    try:
+        return fetch(*args)
+    except Exception as error:  # noqa: BLE001 - classified, then re-raised
+        if getattr(error, "permanent", False):
+            raise _permanent_failure(error) from error
+        raise
+
+
+def _reddit_rows(fetch: RedditFetch, columns: dict[str, str], sessions: pd.DatetimeIndex) -> pd.DataFrame:
+    frame = fetch.frame.copy()
+    # The window rule decides the session, whatever the source says.
+    frame["session_date"] = session_of_timestamps(
+        pd.to_datetime(frame["created_utc"], utc=True)
+    ).to_numpy() if len(frame) else pd.Series(dtype="datetime64[ns]")
+    frame = conform(frame, columns)
+    return frame[frame["session_date"].isin(sessions)].reset_index(drop=True)
+
+
+def _reddit_metadata(frame: pd.DataFrame, fetch: RedditFetch, sessions: pd.DatetimeIndex) -> dict:
+    per_session = frame.groupby("session_date").size()
+    return {
+        "rows": MetadataValue.int(len(frame)),
+        "sessions": MetadataValue.int(len(sessions)),
+        "rows_per_session_min": MetadataValue.int(int(per_session.min()) if len(per_session) else 0),
+        "rows_per_session_max": MetadataValue.int(int(per_session.max()) if len(per_session) else 0),
+        "by_subreddit": counts_table(frame["subreddit"].value_counts(), "subreddit"),
+        "coverage_complete": MetadataValue.bool(fetch.complete),
+        "coverage_notes": MetadataValue.md("\n".join(f"- {n}" for n in fetch.notes) or "_complete_"),
+        "requests": MetadataValue.int(fetch.requests),
+        "preview": preview(frame),
+    }
+
+
+@asset(
+    key=["raw", "reddit_posts"],
+    group_name=INGEST_GROUP,
+    partitions_def=SESSION_PARTITIONS,
+    backfill_policy=SINGLE_RUN,
+    retry_policy=SCRAPER_RETRY_POLICY,
+    pool=WAREHOUSE_POOL,
+    io_manager_key="warehouse_io_manager",
+    kinds={"python", "duckdb"},
+    description="Reddit posts as fetched, each in the session whose window contains it.",
+)
+def raw_reddit_posts(context: AssetExecutionContext, reddit: RedditSourceResource) -> Output:
+    sessions = run_sessions(context)
+    start, end = reddit_window_for_range(sessions[0], sessions[-1])
+    fetch = _fetch_or_fail(reddit.build_source().fetch_posts, start, end)
+    frame = _reddit_rows(fetch, RAW_POST_COLUMNS, sessions)
+    return Output(frame, metadata=_reddit_metadata(frame, fetch, sessions))
+
+
+@asset(
+    key=["raw", "reddit_comments"],
+    group_name=INGEST_GROUP,
+    partitions_def=SESSION_PARTITIONS,
+    backfill_policy=SINGLE_RUN,
+    retry_policy=SCRAPER_RETRY_POLICY,
+    pool=WAREHOUSE_POOL,
+    io_manager_key="warehouse_io_manager",
+    kinds={"python", "duckdb"},
+    description="Reddit comments as fetched, each in the session whose window contains it.",
+)
+def raw_reddit_comments(context: AssetExecutionContext, reddit: RedditSourceResource) -> Output:
+    sessions = run_sessions(context)
+    start, end = reddit_window_for_range(sessions[0], sessions[-1])
+    fetch = _fetch_or_fail(reddit.build_source().fetch_comments, start, end)
+    frame = _reddit_rows(fetch, RAW_COMMENT_COLUMNS, sessions)
+    return Output(frame, metadata=_reddit_metadata(frame, fetch, sessions))
+
+
+@multi_asset(
+    outs={
+        "raw_price_history": AssetOut(
+            key=["raw", "price_history"],
+            io_manager_key="warehouse_io_manager",
+            description="Daily bars as fetched, one call per ticker for the run's whole range.",
+        ),
+        "raw_price_fetch_failures": AssetOut(
+            key=["raw", "price_fetch_failures"],
+            io_manager_key="warehouse_io_manager",
+            description="Tickers the price source could not fetch, one row per ticker and session.",
+        ),
+    },
+    group_name=INGEST_GROUP,
+    partitions_def=SESSION_PARTITIONS,
+    backfill_policy=SINGLE_RUN,
+    retry_policy=SCRAPER_RETRY_POLICY,
+    pool=WAREHOUSE_POOL,
+    can_subset=False,
+)
+def raw_price_history(
+    context: AssetExecutionContext, prices: PriceSourceResource, universe: UniverseResource
+):
+    sessions = run_sessions(context)
+    tickers = tuple(universe.tickers)
+    fetch = _fetch_or_fail(prices.build_source().fetch_prices, tickers, sessions)
+    bars = conform(fetch.bars, RAW_PRICE_COLUMNS)
+    bars = bars[bars["session_date"].isin(sessions) | bars["session_date"].isna()]
+    # A bar without a date cannot be placed in a partition; it is kept in the first session so
+    # validation quarantines it with its reason rather than losing it.
+    bars.loc[bars["session_date"].isna(), "session_date"] = sessions[0]
+    failures = fetch.failures
+    failed = (
+        failures.merge(pd.DataFrame({"session_date": sessions}), how="cross")
+        if len(failures)
+        else failures.assign(session_date=pd.Series(dtype="datetime64[ns]"))
+    )
+    failed = conform(failed, PRICE_FETCH_FAILURE_COLUMNS)
+    yield Output(
+        bars.reset_index(drop=True),
+        output_name="raw_price_history",
+        metadata={
+            "rows": MetadataValue.int(len(bars)),
+            "tickers_requested": MetadataValue.int(len(tickers)),
+            "tickers_fetched": MetadataValue.int(int(bars["ticker"].nunique())),
+            "tickers_failed": MetadataValue.int(int(len(failures))),
+            "requests": MetadataValue.int(fetch.requests),
+            "preview": preview(bars),
+        },
+    )
+    yield Output(
+        failed,
+        output_name="raw_price_fetch_failures",
+        metadata={
+            "failed_tickers": MetadataValue.md(
+                failures[["ticker", "error_type", "message"]].to_markdown(index=False)
+                if len(failures)
+                else "_none_"
+            ),
+        },
+    )
+

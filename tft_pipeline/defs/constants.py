@@ -1,0 +1,32 @@
+"""Names and policies shared by the Dagster wiring."""
+
+from __future__ import annotations
+
+from dagster import Backoff, BackfillPolicy, Jitter, RetryPolicy
+
+from tft_pipeline.settings import get_settings
+from tft_pipeline.defs.partitions import trading_session_partitions
+
+# Every asset that opens the DuckDB file runs in this pool. Its limit is 1 in the shipped instance
+# configs: a DuckDB file takes one writer process at a time, so a backfill and the daily run queue
+# step by step instead of failing on the file lock.
+WAREHOUSE_POOL = "duckdb_warehouse"
+
+SESSION_PARTITIONS = trading_session_partitions(get_settings().start_date)
+
+# A range of sessions is one run: one call per ticker to the price source, one pass over Reddit.
+SINGLE_RUN = BackfillPolicy.single_run()
+
+# The outer net for whole-step failures of the scrapers (inner retries live in tft_pipeline.retry).
+# Dagster's exponential backoff has no cap, so the number of retries is what bounds it:
+# 2 retries wait about 30 s then 60 s (±jitter).
+SCRAPER_MAX_RETRIES = 2
+SCRAPER_RETRY_POLICY = RetryPolicy(
+    max_retries=SCRAPER_MAX_RETRIES, delay=30, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS
+)
+
+INGEST_GROUP = "ingest"
+CLEAN_GROUP = "clean"
+FEATURES_GROUP = "features"
+SIGNALS_GROUP = "signals"
+PORTFOLIO_GROUP = "portfolio"
