@@ -1,0 +1,1 @@
+"""Benchmarks of tft_pipeline: `make bench` runs them and writes bench/results.json."""
