@@ -1,6 +1,5 @@
 """The daily schedule: after each weekday close, the session that just closed; holidays skipped."""
 
-from __future__ import annotations
 
 import pandas as pd
 from dagster import RunRequest, ScheduleEvaluationContext, SkipReason, schedule

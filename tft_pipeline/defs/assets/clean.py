@@ -1,6 +1,5 @@
 """Clean assets: validated, deduplicated tables, and the quarantine of every rejected raw row."""
 
-from __future__ import annotations
 
 import pandas as pd
 from dagster import AssetExecutionContext, AssetIn, AssetKey, AssetOut, MetadataValue, Output

@@ -1,6 +1,5 @@
 """Development export: the clean tables as Parquet files partitioned by session."""
 
-from __future__ import annotations
 
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 

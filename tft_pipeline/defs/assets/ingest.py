@@ -1,6 +1,5 @@
 """Raw assets: Reddit posts and comments, and daily price bars, as fetched (dirt included)."""
 
-from __future__ import annotations
 
 import pandas as pd
 from dagster import (
