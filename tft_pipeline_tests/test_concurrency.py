@@ -1,0 +1,69 @@
+"""Two runs writing the one DuckDB file at once (a backfill and the daily run) both succeed:
+the duckdb_warehouse pool lets one step at a time hold the file."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from dagster import DagsterEventType, DagsterInstance, EventRecordsFilter
+
+pytestmark = pytest.mark.slow
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _step_intervals(instance: DagsterInstance, run_id: str) -> list[tuple[float, float]]:
+    starts, ends = {}, {}
+    for record in instance.get_records_for_run(run_id).records:
+        event = record.event_log_entry
+        if event.dagster_event is None:
+            continue
+        kind = event.dagster_event.event_type
+        if kind == DagsterEventType.STEP_START:
+            starts[event.step_key] = event.timestamp
+        elif kind in (DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE):
+            ends[event.step_key] = event.timestamp
+    return [(starts[key], ends[key]) for key in starts if key in ends]
+
+
+def test_a_backfill_and_a_daily_run_at_once_both_succeed(tmp_path):
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(PROJECT_ROOT / "deploy/sqlite/dagster.yaml", home / "dagster.yaml")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TFT_", "REDDIT_"))}
+    env.update(
+        DAGSTER_HOME=str(home),
+        TFT_DATA_SOURCE="sample",
+        TFT_WAREHOUSE_PATH=str(tmp_path / "warehouse.duckdb"),
+        TFT_TICKERS="AAPL,MSFT,NVDA,TSLA,GME",
+    )
+    command = [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "tft_pipeline.definitions", "--select", "*"]
+    backfill = subprocess.Popen(command + ["--partition-range", "2024-02-01...2024-02-09"], cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    daily = subprocess.Popen(command + ["--partition", "2024-02-12"], cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    outputs = [process.communicate(timeout=300)[0] for process in (backfill, daily)]
+    assert backfill.returncode == 0, outputs[0][-3000:]
+    assert daily.returncode == 0, outputs[1][-3000:]
+
+    os.environ["DAGSTER_HOME"] = str(home)
+    try:
+        with DagsterInstance.get() as instance:
+            runs = instance.get_runs()
+            assert len(runs) == 2 and all(run.is_success for run in runs)
+            first, second = (_step_intervals(instance, run.run_id) for run in runs)
+            # The pool held the steps of the two runs apart: no two steps overlapped in time.
+            for a_start, a_end in first:
+                for b_start, b_end in second:
+                    assert a_end <= b_start or b_end <= a_start
+            assert instance.event_log_storage.get_concurrency_info("duckdb_warehouse").slot_count == 1
+    finally:
+        del os.environ["DAGSTER_HOME"]
+
+    import duckdb
+
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as connection:
+        sessions = connection.sql("SELECT count(DISTINCT session_date) FROM clean.price_history").fetchone()[0]
+    assert sessions == 8  # 2024-02-01..09 (7 sessions) and 2024-02-12
