@@ -234,7 +234,10 @@ class FakeYahooServer:
         handler = type("ChartHandler", (_ChartHandler,), {"state": self._state})
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        # A short poll interval: shutdown() waits up to one interval, at every test's teardown.
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
 
     @property
     def url(self) -> str:
@@ -249,6 +252,14 @@ class FakeYahooServer:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)
+
+    def set_bars(self, symbol: str, bars: pd.DataFrame | None) -> None:
+        """Serve ``bars`` for ``symbol`` from now on (None: the symbol becomes unknown)."""
+        with self._state.lock:
+            if bars is None:
+                self._state.bars.pop(symbol.upper(), None)
+            else:
+                self._state.bars[symbol.upper()] = bars
 
     def fail_next(
         self,
