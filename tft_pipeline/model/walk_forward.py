@@ -1,0 +1,317 @@
+"""Walk-forward training and scoring of a signal model: no session is scored by a model that saw its future.
+
+The model that scores session D was trained at the retrain session R <= D, on labels known strictly
+before R (``label_known_on < R``). Retrain sessions fall every ``retrain_every`` sessions of the NYSE
+calendar (counted from a fixed origin, not from the requested range), so a single-run backfill and
+daily runs pick the same retrain sessions and produce the same signals.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
+
+from tft_pipeline.model.baseline import MODEL_INPUTS, LogisticBaseline, SignalModel
+from tft_pipeline.model.labels import BarrierRule, triple_barrier_labels
+from tft_pipeline.trading_calendar import nyse_calendar
+
+DIRECTION_LONG = "long"
+
+SIGNAL_COLUMNS: dict[str, str] = {
+    "ticker": "object",
+    "session_date": "datetime64[ns]",
+    "model": "object",
+    "direction": "object",
+    "confidence": "float64",
+    "entry": "float64",
+    "stop_loss": "float64",
+    "take_profit": "float64",
+    "model_version": "object",
+}
+
+
+class NotEnoughTrainingData(ValueError):
+    """Too few labels were known before the training session to fit a model."""
+
+
+@dataclass(frozen=True)
+class WalkForwardConfig:
+    """How often to retrain and on what."""
+
+    retrain_every: int = 20
+    min_train_rows: int = 250
+    # Only labels of the last this-many sessions before the retrain session (None: all history),
+    # so the model follows regime changes and training time stays bounded.
+    train_window_sessions: int | None = 500
+    holdout_fraction: float = 0.2  # the latest share of training sessions kept out to measure the fit
+    rule: BarrierRule = BarrierRule()
+
+    def __post_init__(self) -> None:
+        if self.retrain_every < 1:
+            raise ValueError("retrain_every must be at least 1")
+        if self.min_train_rows < 2:
+            raise ValueError("min_train_rows must be at least 2")
+        if not 0.0 < self.holdout_fraction < 1.0:
+            raise ValueError("holdout_fraction must lie strictly between 0 and 1")
+
+
+@dataclass(frozen=True)
+class ModelMetrics:
+    """Out-of-sample quality of a fit, measured on the latest training sessions held out.
+
+    The held-out rows are scored by a model fitted only on labels known before the holdout began.
+    ``hit_rate`` is the share of target-first outcomes among the top fifth of holdout rows by
+    confidence; ``base_rate`` the share among all holdout rows.
+    """
+
+    auc: float
+    brier: float
+    log_loss: float
+    hit_rate: float
+    base_rate: float
+    n_train: int
+    n_holdout: int
+
+    def as_dict(self) -> dict[str, float | int]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    """A fitted signal model with its provenance; picklable, so it can be stored as an asset."""
+
+    name: str
+    version: str
+    as_of: pd.Timestamp  # the retrain session: every training label was known before it
+    train_start: pd.Timestamp  # first session_date of a training row
+    train_end: pd.Timestamp  # last session_date of a training row
+    last_label_known_on: pd.Timestamp  # latest label_known_on among training rows (< as_of)
+    features: tuple[str, ...]
+    params: Mapping[str, Any]
+    metrics: ModelMetrics
+    estimator: SignalModel = field(repr=False)
+
+    def predict_proba(self, snapshots: pd.DataFrame) -> np.ndarray:
+        """P(target before stop) for snapshot rows."""
+        return np.clip(self.estimator.predict_proba(snapshots), 0.0, 1.0)
+
+    def signals(self, snapshots: pd.DataFrame, rule: BarrierRule = BarrierRule()) -> pd.DataFrame:
+        """Signals (``SIGNAL_COLUMNS``) for every snapshot row with a usable close and ATR."""
+        usable = snapshots[_has_levels(snapshots, rule)]
+        return signal_frame(usable, self.predict_proba(usable), self.name, self.version, rule)
+
+
+@dataclass(frozen=True)
+class WalkForward:
+    """The signals of a walk-forward run and every model trained for it, oldest first."""
+
+    signals: pd.DataFrame
+    models: tuple[TrainedModel, ...]
+
+
+def _has_levels(snapshots: pd.DataFrame, rule: BarrierRule) -> np.ndarray:
+    entry = snapshots["close"].to_numpy(dtype="float64")
+    atr = snapshots["atr_14"].to_numpy(dtype="float64")
+    stop, _ = rule.levels(entry, atr)
+    return np.isfinite(entry) & (entry > 0) & np.isfinite(atr) & (atr > 0) & (stop > 0)
+
+
+def signal_frame(
+    rows: pd.DataFrame, confidence: np.ndarray, name: str, version: str, rule: BarrierRule
+) -> pd.DataFrame:
+    """Long signals for snapshot rows: entry at the close, stop and target ATRs away."""
+    entry = rows["close"].to_numpy(dtype="float64")
+    stop, target = rule.levels(entry, rows["atr_14"].to_numpy(dtype="float64"))
+    frame = pd.DataFrame(
+        {
+            "ticker": rows["ticker"].astype("object").to_numpy(),
+            "session_date": pd.to_datetime(rows["session_date"]).to_numpy(dtype="datetime64[ns]"),
+            "model": name,
+            "direction": DIRECTION_LONG,
+            "confidence": np.asarray(confidence, dtype="float64"),
+            "entry": entry,
+            "stop_loss": stop,
+            "take_profit": target,
+            "model_version": version,
+        }
+    )
+    return frame.astype(SIGNAL_COLUMNS)
+
+
+def empty_signals() -> pd.DataFrame:
+    """A signals frame with no rows and the right columns."""
+    return pd.DataFrame({name: pd.Series(dtype=dtype) for name, dtype in SIGNAL_COLUMNS.items()})
+
+
+def retrain_session(session: pd.Timestamp | str, retrain_every: int) -> pd.Timestamp:
+    """The retrain session whose model scores ``session``: the latest one at or before it."""
+    calendar_sessions = nyse_calendar().sessions
+    position = int(calendar_sessions.searchsorted(pd.Timestamp(session), side="right")) - 1
+    if position < 0:
+        raise ValueError(f"{session} lies before the trading calendar")
+    return pd.Timestamp(calendar_sessions[position - position % retrain_every])
+
+
+def _digest(payload: Any) -> str:
+    text = json.dumps(payload, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _data_digest(rows: pd.DataFrame, labels: np.ndarray) -> str:
+    keyed = rows[["ticker", "session_date"]].assign(label=labels)
+    hashed = pd.util.hash_pandas_object(keyed, index=False).to_numpy()
+    return hashlib.sha256(hashed.tobytes()).hexdigest()
+
+
+def training_mask(labels: pd.DataFrame, as_of: pd.Timestamp, config: WalkForwardConfig) -> np.ndarray:
+    """Rows usable to train a model at ``as_of``: labelled, and the label known before ``as_of``."""
+    known = labels["label_known_on"].to_numpy(dtype="datetime64[ns]")
+    mask = labels["label"].notna().to_numpy() & (known < np.datetime64(as_of, "ns"))
+    if config.train_window_sessions is not None:
+        calendar_sessions = nyse_calendar().sessions
+        position = int(calendar_sessions.searchsorted(as_of, side="left"))
+        first = calendar_sessions[max(0, position - config.train_window_sessions)]
+        mask &= labels["session_date"].to_numpy(dtype="datetime64[ns]") >= np.datetime64(first, "ns")
+    return mask
+
+
+def _holdout_metrics(
+    model: SignalModel, rows: pd.DataFrame, labels: pd.DataFrame, config: WalkForwardConfig
+) -> ModelMetrics:
+    y = labels["label"].to_numpy(dtype="int64")
+    sessions = np.sort(labels["session_date"].unique())
+    cutoff = sessions[int(len(sessions) * (1.0 - config.holdout_fraction))]
+    holdout = labels["session_date"].to_numpy() >= cutoff
+    # Purged: the fitting part must not hold labels resolved inside the holdout period.
+    fitting = labels["label_known_on"].to_numpy() < cutoff
+    nan = float("nan")
+    n_holdout = int(holdout.sum())
+    if fitting.sum() < 2 or len(np.unique(y[fitting])) < 2 or n_holdout == 0:
+        return ModelMetrics(nan, nan, nan, nan, nan, len(y), n_holdout)
+    predicted = np.clip(model.fit(rows[fitting], y[fitting]).predict_proba(rows[holdout]), 0, 1)
+    actual = y[holdout]
+    top = predicted >= np.quantile(predicted, 0.8)
+    two_classes = len(np.unique(actual)) == 2
+    return ModelMetrics(
+        auc=float(roc_auc_score(actual, predicted)) if two_classes else nan,
+        brier=float(brier_score_loss(actual, predicted)),
+        log_loss=float(log_loss(actual, predicted, labels=[0, 1])),
+        hit_rate=float(actual[top].mean()),
+        base_rate=float(actual.mean()),
+        n_train=len(y),
+        n_holdout=n_holdout,
+    )
+
+
+def train_model(
+    snapshots: pd.DataFrame,
+    labels: pd.DataFrame,
+    as_of: pd.Timestamp | str,
+    model: SignalModel = LogisticBaseline(),
+    config: WalkForwardConfig = WalkForwardConfig(),
+) -> TrainedModel:
+    """Fit ``model`` at ``as_of`` on the snapshot rows whose labels were known before ``as_of``.
+
+    ``labels`` is ``triple_barrier_labels(snapshots, prices)``: one row per snapshot row, same order.
+    Raises ``NotEnoughTrainingData`` below ``config.min_train_rows`` rows or with a single class.
+    """
+    as_of = pd.Timestamp(as_of)
+    if len(labels) != len(snapshots):
+        raise ValueError("labels must have one row per snapshot row, in the same order")
+    mask = training_mask(labels, as_of, config)
+    rows = snapshots.loc[mask].reset_index(drop=True)
+    known = labels.loc[mask].reset_index(drop=True)
+    y = known["label"].to_numpy(dtype="int64")
+    if len(y) < config.min_train_rows or len(np.unique(y)) < 2:
+        raise NotEnoughTrainingData(
+            f"{len(y)} labelled rows known before {as_of.date()} "
+            f"(need {config.min_train_rows} with both outcomes)"
+        )
+    metrics = _holdout_metrics(model, rows, known, config)
+    fitted = model.fit(rows, y)
+    train_start = pd.Timestamp(known["session_date"].min())
+    params = dict(model.params)
+    settings = {
+        "model": model.name,
+        "params": params,
+        "rule": dataclasses.asdict(config.rule),
+        "train_window_sessions": config.train_window_sessions,
+        "holdout_fraction": config.holdout_fraction,
+    }
+    version = (
+        f"{train_start:%Y%m%d}-{as_of:%Y%m%d}"
+        f"-p{_digest(settings)[:8]}-d{_data_digest(rows, y)[:8]}"
+    )
+    return TrainedModel(
+        name=model.name,
+        version=version,
+        as_of=as_of,
+        train_start=train_start,
+        train_end=pd.Timestamp(known["session_date"].max()),
+        last_label_known_on=pd.Timestamp(known["label_known_on"].max()),
+        features=tuple(params.get("inputs", MODEL_INPUTS)),
+        params=params,
+        metrics=metrics,
+        estimator=fitted,
+    )
+
+
+def _as_sessions(sessions: Iterable | None, snapshots: pd.DataFrame) -> pd.DatetimeIndex:
+    if sessions is None:
+        return pd.DatetimeIndex(snapshots["session_date"].drop_duplicates().sort_values())
+    return pd.DatetimeIndex(pd.to_datetime(list(sessions))).drop_duplicates().sort_values()
+
+
+def walk_forward(
+    snapshots: pd.DataFrame,
+    prices: pd.DataFrame,
+    sessions: Iterable | None = None,
+    model: SignalModel = LogisticBaseline(),
+    config: WalkForwardConfig = WalkForwardConfig(),
+) -> WalkForward:
+    """Score ``sessions`` (default: every snapshot session) walk-forward.
+
+    ``snapshots`` must reach back far enough for training (the history before the first scored
+    session); ``prices`` supply the bars the labels are read from. Sessions whose retrain session
+    had too few known labels get no signals.
+    """
+    snapshots = snapshots.reset_index(drop=True)
+    labels = triple_barrier_labels(snapshots, prices, config.rule)
+    targets = _as_sessions(sessions, snapshots)
+    session_dates = pd.DatetimeIndex(snapshots["session_date"])
+    scoreable = _has_levels(snapshots, config.rule) & session_dates.isin(targets)
+    anchors = pd.Series([retrain_session(day, config.retrain_every) for day in targets], index=targets)
+
+    frames: list[pd.DataFrame] = []
+    models: list[TrainedModel] = []
+    for as_of, block in anchors.groupby(anchors, sort=True):
+        try:
+            trained = train_model(snapshots, labels, as_of, model, config)
+        except NotEnoughTrainingData:
+            continue
+        models.append(trained)
+        rows = snapshots[scoreable & session_dates.isin(block.index)]
+        frames.append(signal_frame(rows, trained.predict_proba(rows), trained.name,
+                                   trained.version, config.rule))
+    signals = pd.concat(frames, ignore_index=True) if frames else empty_signals()
+    signals = signals.sort_values(["session_date", "ticker"], ignore_index=True)
+    return WalkForward(signals=signals, models=tuple(models))
+
+
+def score_sessions(
+    snapshots: pd.DataFrame,
+    prices: pd.DataFrame,
+    sessions: Iterable | None = None,
+    model: SignalModel = LogisticBaseline(),
+    config: WalkForwardConfig = WalkForwardConfig(),
+) -> pd.DataFrame:
+    """The signals of ``walk_forward`` (columns ``SIGNAL_COLUMNS``), one row per ticker and session."""
+    return walk_forward(snapshots, prices, sessions, model, config).signals
