@@ -1,0 +1,543 @@
+"""The live Reddit source: posts and comments of the configured subreddits through praw (pure, no Dagster).
+
+Posts come from ``/r/<sub>/new`` (newest first), walked back only until the first post older than
+the range. Comments come from the comment trees of the ``top_posts_for_comments`` busiest posts per
+subreddit created in ``[start - comment_lookback, end)``; only comments created in the range are
+kept. Reddit serves about 1,000 items per listing: a range reaching further back is returned as
+partial coverage (``complete=False`` with a note), not as an error.
+
+Failures. Every logical request (one step of a listing, one comment tree; the OAuth token is fetched
+inside them) runs under ``tft_pipeline.retry`` with ``REDDIT_CONFIG``, honouring ``Retry-After``.
+Permanent failures become ``RedditSourceError(permanent=True)`` with a message that says what to fix
+(credentials, a private or missing subreddit); exhausted transient failures become
+``RedditSourceError(permanent=False)``. Messages never contain credentials or tokens.
+
+How many HTTP attempts one logical request can make, layer by layer:
+- prawcore retries 5xx, 408, connection errors and read timeouts by itself: 3 attempts per call
+  (``FiniteRetryStrategy``, sleeping 0-2 s then 2-4 s); 429, 401, 403 and 404 it does not retry,
+  except that a 401 refetches the token before its next attempt;
+- our layer: ``REDDIT_CONFIG`` makes at most 6 calls;
+- so ``MAX_HTTP_ATTEMPTS_PER_REQUEST`` = 3 x 6 = 18 requests to the endpoint (plus at most as
+  many token requests, one before each attempt that follows a 401), within one Dagster step attempt;
+- Dagster re-runs a failed scraper step ``DAGSTER_SCRAPER_MAX_RETRIES`` = 2 more times, so across a
+  run ``MAX_HTTP_ATTEMPTS_PER_REQUEST_PER_RUN`` = 18 x 3 = 54.
+
+The HTTP timeout is ``timeout_seconds`` when given. Otherwise it is prawcore's: ``PRAWCORE_TIMEOUT``
+(default 16 s), read once when prawcore is imported (it becomes the default argument of
+``prawcore.sessions.Session.request``); praw's own ``timeout`` setting is never passed on.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
+
+import pandas as pd
+import praw
+import praw.exceptions
+import prawcore
+import prawcore.exceptions
+import requests
+from prawcore.requestor import Requestor
+from prawcore.sessions import FiniteRetryStrategy
+from pydantic import SecretStr
+
+from tft_pipeline.retry import (
+    REDDIT_CONFIG,
+    RateLimiter,
+    RetryConfig,
+    UniformSource,
+    describe_failure,
+    http_status_of,
+    retry_with_backoff,
+    should_retry,
+)
+from tft_pipeline.sources.base import RedditFetch, RedditSource
+from tft_pipeline.sources.limits import DAGSTER_SCRAPER_ATTEMPTS
+from tft_pipeline.tables import RAW_COMMENT_COLUMNS, RAW_POST_COLUMNS, conform
+
+_logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+PRAWCORE_ATTEMPTS_PER_CALL = FiniteRetryStrategy.DEFAULT_RETRIES + 1
+RETRY_LAYER_ATTEMPTS = REDDIT_CONFIG.max_attempts
+MAX_HTTP_ATTEMPTS_PER_REQUEST = PRAWCORE_ATTEMPTS_PER_CALL * RETRY_LAYER_ATTEMPTS
+MAX_HTTP_ATTEMPTS_PER_REQUEST_PER_RUN = MAX_HTTP_ATTEMPTS_PER_REQUEST * DAGSTER_SCRAPER_ATTEMPTS
+
+DEFAULT_TOP_POSTS_FOR_COMMENTS = 25
+DEFAULT_COMMENT_LOOKBACK = pd.Timedelta(days=2)
+DEFAULT_REQUESTS_PER_SECOND = 1.0  # Reddit allows 100 OAuth requests a minute; stay well under
+# Newest first: when Reddit caps a big tree, the comments of a recent range are the ones kept.
+COMMENT_SORT = "new"
+
+POST_COLUMNS = {name: dtype for name, dtype in RAW_POST_COLUMNS.items() if name != "session_date"}
+COMMENT_COLUMNS = {
+    name: dtype for name, dtype in RAW_COMMENT_COLUMNS.items() if name != "session_date"
+}
+
+CREDENTIALS_MESSAGE = (
+    "Reddit rejected the credentials (401): check REDDIT_CLIENT_ID and REDDIT_CLIENT_SECRET"
+)
+
+
+class RedditSourceError(RuntimeError):
+    """A fetch that failed; ``permanent`` says whether retrying later can help."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        permanent: bool,
+        status: int | None = None,
+        subreddit: str | None = None,
+        attempts: int = 0,
+    ) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+        self.status = status
+        self.subreddit = subreddit
+        self.attempts = attempts
+
+
+@dataclass(frozen=True)
+class _Request:
+    """What one logical request is about, for messages."""
+
+    subreddit: str
+    kind: Literal["listing", "comments"]
+    description: str  # e.g. "the new posts of r/stocks"
+
+
+class _PacedRequestor(Requestor):
+    """prawcore's requestor with our rate limiter, a request counter and an enforced timeout.
+
+    Every HTTP request praw makes goes through here, token requests and prawcore's own retries
+    included, so the limiter paces real traffic and the counter is what the server saw.
+    """
+
+    def __init__(
+        self,
+        *,
+        pace: Callable[[], object],
+        timeout_seconds: float | None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self._pace = pace
+        self._timeout_seconds = timeout_seconds
+        self.http_requests = 0
+
+    def request(self, *args: Any, timeout: float | None = None, **kwargs: Any) -> Any:
+        self._pace()
+        self.http_requests += 1
+        return super().request(*args, timeout=self._timeout_seconds or timeout, **kwargs)
+
+
+def _secret_value(value: SecretStr | str | None) -> str | None:
+    return value.get_secret_value() if isinstance(value, SecretStr) else value
+
+
+def _utc(timestamp: pd.Timestamp | dt.datetime | str) -> pd.Timestamp:
+    """A UTC-aware timestamp; naive input is taken as UTC."""
+    stamp = pd.Timestamp(timestamp)
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
+def _default_now() -> pd.Timestamp:
+    return pd.Timestamp.now(tz="UTC")
+
+
+def _name(value: Any) -> str | None:
+    """The name of a praw Redditor/Subreddit (``str()`` gives it without a fetch), None stays None."""
+    return None if value is None else str(value)
+
+
+def _iso_minute(epoch_seconds: float) -> str:
+    return pd.Timestamp(epoch_seconds, unit="s").strftime("%Y-%m-%dT%H:%MZ")
+
+
+class LiveRedditSource(RedditSource):
+    """Posts and comments of ``subreddits`` from Reddit's API through praw.
+
+    Credentials may be ``SecretStr`` or plain strings. Anything not given (None) is left to praw's
+    own configuration (``praw.ini`` section ``site_name`` or ``praw_site``, ``praw_*`` variables),
+    as praw users expect; ``oauth_url``/``reddit_url`` likewise default to praw's (Reddit's).
+    ``sleep``/``clock``/``rng`` drive the retry layer and the rate limiter (tests inject fakes);
+    ``now`` stamps ``fetched_at``. ``requests_per_second=None`` turns our rate limiter off
+    (prawcore still follows Reddit's rate-limit headers).
+    """
+
+    def __init__(
+        self,
+        *,
+        subreddits: Sequence[str],
+        client_id: SecretStr | str | None = None,
+        client_secret: SecretStr | str | None = None,
+        user_agent: str | None = None,
+        username: str | None = None,
+        password: SecretStr | str | None = None,
+        oauth_url: str | None = None,
+        reddit_url: str | None = None,
+        site_name: str | None = None,
+        top_posts_for_comments: int = DEFAULT_TOP_POSTS_FOR_COMMENTS,
+        comment_lookback: pd.Timedelta | dt.timedelta = DEFAULT_COMMENT_LOOKBACK,
+        rank_posts_by: Literal["num_comments", "score"] = "num_comments",
+        requests_per_second: float | None = DEFAULT_REQUESTS_PER_SECOND,
+        timeout_seconds: float | None = None,
+        retry_config: RetryConfig = REDDIT_CONFIG,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        now: Callable[[], pd.Timestamp | dt.datetime] = _default_now,
+        rng: UniformSource | None = None,
+    ) -> None:
+        names = tuple(name.strip().removeprefix("r/") for name in subreddits if name.strip())
+        if not names:
+            raise ValueError("subreddits must name at least one subreddit")
+        if top_posts_for_comments < 0:
+            raise ValueError(f"top_posts_for_comments must be >= 0, got {top_posts_for_comments}")
+        lookback = pd.Timedelta(comment_lookback)
+        if lookback < pd.Timedelta(0):
+            raise ValueError(f"comment_lookback must not be negative, got {comment_lookback}")
+        if rank_posts_by not in ("num_comments", "score"):
+            raise ValueError(
+                f"rank_posts_by must be 'num_comments' or 'score', got {rank_posts_by!r}"
+            )
+        if timeout_seconds is not None and not timeout_seconds > 0:
+            raise ValueError(f"timeout_seconds must be > 0, got {timeout_seconds}")
+
+        self.subreddits = names
+        self.top_posts_for_comments = top_posts_for_comments
+        self.comment_lookback = lookback
+        self.rank_posts_by = rank_posts_by
+        self.retry_config = retry_config
+        self._sleep = sleep
+        self._clock = clock
+        self._now = now
+        self._rng = rng
+        self._uses_password = bool(username or password)
+        limiter = (
+            RateLimiter(requests_per_second, clock=clock, sleep=sleep)
+            if requests_per_second is not None
+            else None
+        )
+        self._rate_limiter = limiter
+
+        explicit = {
+            "client_id": _secret_value(client_id),
+            "client_secret": _secret_value(client_secret),
+            "user_agent": user_agent,
+            "username": username,
+            "password": _secret_value(password),
+            "oauth_url": oauth_url,
+            "reddit_url": reddit_url,
+        }
+        try:
+            self._reddit = praw.Reddit(
+                site_name,
+                check_for_updates=False,
+                requestor_class=_PacedRequestor,
+                requestor_kwargs={
+                    "pace": limiter.wait_if_needed if limiter is not None else (lambda: None),
+                    "timeout_seconds": timeout_seconds,
+                },
+                **{key: value for key, value in explicit.items() if value is not None},
+            )
+        except praw.exceptions.MissingRequiredAttributeException as error:
+            setting = str(error).splitlines()[0]
+            raise RedditSourceError(
+                f"Reddit is not configured: {setting} (set REDDIT_CLIENT_ID, REDDIT_CLIENT_SECRET "
+                "and REDDIT_USER_AGENT, or a praw.ini site)",
+                permanent=True,
+            ) from None
+        except prawcore.exceptions.InvalidInvocation as error:
+            raise RedditSourceError(
+                f"Reddit is not configured: {error} (REDDIT_USER_AGENT must describe the app)",
+                permanent=True,
+            ) from None
+        self._requestor: _PacedRequestor = self._reddit._core.requestor  # type: ignore[union-attr]
+
+    def __repr__(self) -> str:
+        # Never the credentials: praw's config holds them.
+        return f"LiveRedditSource(subreddits={self.subreddits!r})"
+
+    @property
+    def http_requests(self) -> int:
+        """HTTP requests made so far (token requests and prawcore's retries included)."""
+        return self._requestor.http_requests
+
+    # --- RedditSource ---------------------------------------------------------------------------
+
+    def fetch_posts(self, start_utc: pd.Timestamp, end_utc: pd.Timestamp) -> RedditFetch:
+        start, end = _utc(start_utc), _utc(end_utc)
+        requests_before = self.http_requests
+        rows: list[dict[str, Any]] = []
+        notes: list[str] = []
+        for subreddit in self.subreddits:
+            posts, note = self._walk_new(subreddit, oldest=start, newest=end)
+            rows.extend(self._post_row(post) for post in posts)
+            if note:
+                notes.append(note)
+        frame = self._frame(rows, POST_COLUMNS, start, end)
+        _logger.info(
+            "reddit posts %s..%s: %d rows from %d subreddits, %d HTTP requests%s",
+            start,
+            end,
+            len(frame),
+            len(self.subreddits),
+            self.http_requests - requests_before,
+            "" if not notes else f"; partial: {'; '.join(notes)}",
+        )
+        return RedditFetch(
+            frame=frame,
+            complete=not notes,
+            notes=tuple(notes),
+            requests=self.http_requests - requests_before,
+        )
+
+    def fetch_comments(self, start_utc: pd.Timestamp, end_utc: pd.Timestamp) -> RedditFetch:
+        start, end = _utc(start_utc), _utc(end_utc)
+        requests_before = self.http_requests
+        rows: list[dict[str, Any]] = []
+        notes: list[str] = []
+        for subreddit in self.subreddits:
+            if self.top_posts_for_comments == 0:
+                break
+            posts, note = self._walk_new(
+                subreddit, oldest=start - self.comment_lookback, newest=end
+            )
+            if note:
+                notes.append(note)
+            for post in self._busiest(posts):
+                comments, skipped = self._comment_tree(subreddit, post)
+                if skipped:
+                    notes.append(skipped)
+                rows.extend(comments)
+        frame = self._frame(rows, COMMENT_COLUMNS, start, end)
+        _logger.info(
+            "reddit comments %s..%s: %d rows, %d HTTP requests%s",
+            start,
+            end,
+            len(frame),
+            self.http_requests - requests_before,
+            "" if not notes else f"; partial: {'; '.join(notes)}",
+        )
+        return RedditFetch(
+            frame=frame,
+            complete=not notes,
+            notes=tuple(notes),
+            requests=self.http_requests - requests_before,
+        )
+
+    # --- fetching -------------------------------------------------------------------------------
+
+    def _walk_new(
+        self, subreddit: str, *, oldest: pd.Timestamp, newest: pd.Timestamp
+    ) -> tuple[list[Any], str | None]:
+        """Posts of ``/r/<sub>/new`` created in ``[oldest, newest)``, and a note if cut short.
+
+        The listing is newest first: the walk stops at the first post older than ``oldest``, so no
+        page beyond it is requested.
+        """
+        oldest_epoch, newest_epoch = oldest.timestamp(), newest.timestamp()
+        listing: Iterator[Any] = self._reddit.subreddit(subreddit).new(limit=None)
+        request = _Request(subreddit, "listing", f"the new posts of r/{subreddit}")
+        # One step of the generator is one logical request: it fetches the next page when needed.
+        next_post = self._guarded(request, lambda: next(listing, None))
+        kept: list[Any] = []
+        last_seen: float | None = None
+        while True:
+            post = next_post()
+            if post is None:
+                break
+            created = float(vars(post)["created_utc"])
+            if created < oldest_epoch:
+                return kept, None
+            last_seen = created
+            if created < newest_epoch:
+                kept.append(post)
+        if last_seen is None:
+            where = "listing is empty"
+        else:
+            where = f"listing ended at {_iso_minute(last_seen)}"
+        note = (
+            f"r/{subreddit}: {where} before the range start {_iso_minute(oldest_epoch)}; "
+            "older posts are not served by Reddit"
+        )
+        return kept, note
+
+    def _busiest(self, posts: list[Any]) -> list[Any]:
+        """The ``top_posts_for_comments`` posts with the most comments (or score)."""
+        secondary = "score" if self.rank_posts_by == "num_comments" else "num_comments"
+        ranked = sorted(
+            posts,
+            key=lambda post: (
+                -float(vars(post).get(self.rank_posts_by) or 0),
+                -float(vars(post).get(secondary) or 0),
+                str(vars(post)["id"]),
+            ),
+        )
+        return ranked[: self.top_posts_for_comments]
+
+    def _comment_tree(self, subreddit: str, post: Any) -> tuple[list[dict[str, Any]], str | None]:
+        """All comments of one post (``MoreComments`` stubs dropped), or a note if it is gone."""
+        post_id = str(vars(post)["id"])
+        request = _Request(
+            subreddit, "comments", f"the comments of post {post_id} in r/{subreddit}"
+        )
+
+        def fetch() -> list[Any]:
+            # A fresh object per attempt: a failed fetch leaves no half-filled forest behind.
+            submission = self._reddit.submission(id=post_id)
+            submission.comment_sort = COMMENT_SORT
+            forest = submission.comments
+            forest.replace_more(limit=0)
+            return forest.list()
+
+        try:
+            comments = self._guarded(request, fetch)()
+        except RedditSourceError as error:
+            if error.permanent and error.status in (403, 404):
+                # The post was removed or locked away after the listing showed it.
+                return [], f"r/{subreddit}: comments of post {post_id} unavailable ({error.status})"
+            raise
+        return [self._comment_row(comment, post_id) for comment in comments], None
+
+    def _guarded(self, request: _Request, call: Callable[[], T]) -> Callable[[], T]:
+        """``call`` under the retry layer, its failures turned into ``RedditSourceError``.
+
+        Built once per listing walk and called per item: building the retry policy costs more
+        than running it.
+        """
+        attempt = retry_with_backoff(
+            self.retry_config, sleep=self._sleep, clock=self._clock, rng=self._rng
+        )(call)
+
+        def guarded() -> T:
+            try:
+                return attempt()
+            except (prawcore.exceptions.PrawcoreException, requests.RequestException) as error:
+                attempts = attempt.retry_statistics.attempts  # type: ignore[attr-defined]
+                raise self._source_error(error, request, attempts) from error
+            except KeyError as error:
+                if error.args != (401,):
+                    raise
+                # prawcore raises a bare KeyError for a 401 without ``www-authenticate``.
+                attempts = attempt.retry_statistics.attempts  # type: ignore[attr-defined]
+                raise self._source_error(error, request, attempts) from error
+
+        return guarded
+
+    def _source_error(
+        self, error: BaseException, request: _Request, attempts: int
+    ) -> RedditSourceError:
+        status = http_status_of(error)
+        name = request.subreddit
+        if isinstance(
+            error, prawcore.exceptions.OAuthException | prawcore.exceptions.InvalidToken
+        ) or (status == 401):
+            message = CREDENTIALS_MESSAGE
+            if self._uses_password:
+                message += " (and REDDIT_USERNAME / REDDIT_PASSWORD)"
+            return RedditSourceError(
+                message, permanent=True, status=401, subreddit=name, attempts=attempts
+            )
+        if isinstance(error, prawcore.exceptions.Forbidden | prawcore.exceptions.InsufficientScope):
+            return RedditSourceError(
+                f"Reddit refused access (403) to r/{name}: the subreddit is private or the app "
+                "lacks the scope",
+                permanent=True,
+                status=403,
+                subreddit=name,
+                attempts=attempts,
+            )
+        if isinstance(error, prawcore.exceptions.NotFound | prawcore.exceptions.Redirect):
+            message = f"r/{name} does not exist (404)"
+            if request.kind == "comments":
+                message = f"{request.description} do not exist (404)"
+            return RedditSourceError(
+                message, permanent=True, status=404, subreddit=name, attempts=attempts
+            )
+        transient = should_retry(error)
+        if transient:
+            message = (
+                f"Reddit failed {request.description} {attempts} times in a row "
+                f"(each attempt retried by prawcore up to {PRAWCORE_ATTEMPTS_PER_CALL} times); "
+                f"giving up: {self._cause(error)}"
+            )
+        else:
+            message = f"Reddit refused {request.description}: {self._cause(error)}"
+        return RedditSourceError(
+            message, permanent=not transient, status=status, subreddit=name, attempts=attempts
+        )
+
+    @staticmethod
+    def _cause(error: BaseException) -> str:
+        original = getattr(error, "original_exception", None)
+        if isinstance(original, requests.Timeout):
+            return f"Reddit did not answer in time ({type(original).__name__})"
+        if isinstance(original, requests.ConnectionError):
+            return f"could not connect to Reddit ({type(original).__name__})"
+        return describe_failure(error)
+
+    # --- rows -----------------------------------------------------------------------------------
+
+    def _post_row(self, post: Any) -> dict[str, Any]:
+        # vars(): attributes the listing delivered; getattr would fetch missing ones one by one.
+        data = vars(post)
+        return {
+            "post_id": data.get("id"),
+            "subreddit": _name(data.get("subreddit")),
+            "author": _name(data.get("author")),
+            "title": data.get("title"),
+            "selftext": data.get("selftext"),
+            "created_utc": data.get("created_utc"),
+            "score": data.get("score"),
+            "num_comments": data.get("num_comments"),
+            "url": data.get("url"),
+        }
+
+    def _comment_row(self, comment: Any, post_id: str) -> dict[str, Any]:
+        data = vars(comment)
+        return {
+            "comment_id": data.get("id"),
+            "post_id": post_id,
+            "subreddit": _name(data.get("subreddit")),
+            "author": _name(data.get("author")),
+            "body": data.get("body"),
+            "created_utc": data.get("created_utc"),
+            "score": data.get("score"),
+        }
+
+    def _frame(
+        self,
+        rows: list[dict[str, Any]],
+        columns: dict[str, str],
+        start: pd.Timestamp,
+        end: pd.Timestamp,
+    ) -> pd.DataFrame:
+        """Rows created in ``[start, end)``, in the raw layout, stamped with ``fetched_at``."""
+        frame = pd.DataFrame(rows, columns=[name for name in columns if name != "fetched_at"])
+        frame["created_utc"] = pd.to_datetime(
+            pd.to_numeric(frame["created_utc"], errors="coerce"), unit="s", utc=True
+        )
+        in_range = (frame["created_utc"] >= start) & (frame["created_utc"] < end)
+        frame = frame.loc[in_range.to_numpy()].assign(fetched_at=_utc(self._now()))
+        return conform(frame, columns)
+
+
+__all__ = [
+    "CREDENTIALS_MESSAGE",
+    "DEFAULT_COMMENT_LOOKBACK",
+    "DEFAULT_TOP_POSTS_FOR_COMMENTS",
+    "MAX_HTTP_ATTEMPTS_PER_REQUEST",
+    "MAX_HTTP_ATTEMPTS_PER_REQUEST_PER_RUN",
+    "PRAWCORE_ATTEMPTS_PER_CALL",
+    "RETRY_LAYER_ATTEMPTS",
+    "LiveRedditSource",
+    "RedditSourceError",
+]
