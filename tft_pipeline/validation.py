@@ -102,13 +102,11 @@ class RowCheck:
         """The columns the message quotes."""
         return tuple(field for _, field, _, _ in string.Formatter().parse(self.message) if field)
 
-    def explain(self, raw_row: Mapping[str, Any]) -> str:
-        """The readable reason for one failing row, quoting its raw values."""
-        return self.message.format(**{field: _show(raw_row.get(field)) for field in self.fields})
-
-    def explain_rows(self, raw_columns: Mapping[str, Sequence[Any]]) -> list[str]:
-        """Reasons for several failing rows, given the quoted columns' raw values of those rows."""
-        shown = [[_show(value) for value in raw_columns[field]] for field in self.fields]
+    def explain(self, raw_rows: pd.DataFrame) -> list[str]:
+        """The readable reason for each of ``raw_rows`` (failing rows), quoting their raw values."""
+        if not self.fields:
+            return [self.message] * len(raw_rows)
+        shown = [[_show(value) for value in raw_rows[field].tolist()] for field in self.fields]
         return [
             self.message.format(**dict(zip(self.fields, values, strict=True)))
             for values in zip(*shown, strict=True)
@@ -197,10 +195,7 @@ def _positive_price(column: str) -> RowCheck:
 def _whole_number(column: str, *, non_negative: bool) -> RowCheck:
     def failed(frame: FrameLike) -> np.ndarray:
         values = _floats(frame, column)
-        with np.errstate(invalid="ignore"):
-            ok = (
-                np.isfinite(values) & (np.abs(values) < _INT64_LIMIT) & (values == np.trunc(values))
-            )
+        ok = np.isfinite(values) & (values == np.trunc(values))
         if non_negative:
             ok &= values >= 0
         return ~ok
@@ -208,39 +203,75 @@ def _whole_number(column: str, *, non_negative: bool) -> RowCheck:
     bound = " >= 0" if non_negative else ""
     return RowCheck(
         name=f"{column}_invalid",
-        rule=f"{column} is a whole number{bound} within int64",
+        rule=f"{column} is a finite whole number{bound}",
         message=f"{column} must be a finite whole number{bound} (got {{{column}}})",
         failed=failed,
     )
 
 
-def _volume() -> RowCheck:
+def _non_negative(column: str) -> RowCheck:
     def failed(frame: FrameLike) -> np.ndarray:
-        values = _floats(frame, "volume")
-        return ~(np.isfinite(values) & (values >= 0) & (values < _INT64_LIMIT))
+        values = _floats(frame, column)
+        return ~(np.isfinite(values) & (values >= 0))
 
     return RowCheck(
-        name="volume_invalid",
-        rule="volume is finite, >= 0 and below 2**63",
-        message="volume must be finite and >= 0 (got {volume})",
+        name=f"{column}_invalid",
+        rule=f"{column} is finite and >= 0",
+        message=f"{column} must be finite and >= 0 (got {{{column}}})",
         failed=failed,
     )
 
 
-def _not_above(lower: str, upper: str) -> RowCheck:
-    """``lower <= upper``, judged only between valid prices (a bad price has its own reason)."""
+def _fits_int64(column: str) -> RowCheck:
+    """A finite count too large for the clean int64 column (the other checks judge non-finite)."""
 
     def failed(frame: FrameLike) -> np.ndarray:
-        low, high = _floats(frame, lower), _floats(frame, upper)
-        both_valid = np.isfinite(low) & np.isfinite(high) & (low > 0) & (high > 0)
-        return both_valid & (low > high)
+        values = _floats(frame, column)
+        return np.isfinite(values) & (np.abs(values) >= _INT64_LIMIT)
 
-    # Named after the bar's extreme that is wrong: "high_below_open", "low_above_close".
-    name = f"high_below_{lower}" if upper == "high" else f"low_above_{upper}"
-    text = f"{upper} < {lower} ({upper}={{{upper}}}, {lower}={{{lower}}})"
-    if upper != "high":
-        text = f"{lower} > {upper} ({lower}={{{lower}}}, {upper}={{{upper}}})"
-    return RowCheck(name=name, rule=f"{lower} <= {upper}", message=text, failed=failed)
+    return RowCheck(
+        name=f"{column}_too_large",
+        rule=f"{column} fits an int64",
+        message=f"{column} must fit an int64, below 2**63 (got {{{column}}})",
+        failed=failed,
+    )
+
+
+def _valid_prices(*values: np.ndarray) -> np.ndarray:
+    valid = np.ones(len(values[0]), dtype=bool)
+    for price in values:
+        valid &= np.isfinite(price) & (price > 0)
+    return valid
+
+
+def _high_not_below(column: str) -> RowCheck:
+    """``high >= column``, judged only between valid prices (a bad price has its own reason)."""
+
+    def failed(frame: FrameLike) -> np.ndarray:
+        high, other = _floats(frame, "high"), _floats(frame, column)
+        return _valid_prices(high, other) & (high < other)
+
+    return RowCheck(
+        name=f"high_below_{column}",
+        rule=f"high >= {column}",
+        message=f"high < {column} (high={{high}}, {column}={{{column}}})",
+        failed=failed,
+    )
+
+
+def _low_not_above(column: str) -> RowCheck:
+    """``low <= column``, judged only between valid prices (a bad price has its own reason)."""
+
+    def failed(frame: FrameLike) -> np.ndarray:
+        low, other = _floats(frame, "low"), _floats(frame, column)
+        return _valid_prices(low, other) & (low > other)
+
+    return RowCheck(
+        name=f"low_above_{column}",
+        rule=f"low <= {column}",
+        message=f"low > {column} (low={{low}}, {column}={{{column}}})",
+        failed=failed,
+    )
 
 
 def _ticker() -> RowCheck:
@@ -256,13 +287,14 @@ PRICE_CHECKS: tuple[RowCheck, ...] = (
     _ticker(),
     _required_timestamp("session_date"),
     *(_positive_price(c) for c in ("open", "high", "low", "close", "adj_close")),
-    _volume(),
+    _non_negative("volume"),
+    _fits_int64("volume"),
     _required_timestamp("fetched_at"),
-    _not_above("low", "high"),
-    _not_above("open", "high"),
-    _not_above("close", "high"),
-    _not_above("low", "open"),
-    _not_above("low", "close"),
+    _high_not_below("low"),
+    _high_not_below("open"),
+    _high_not_below("close"),
+    _low_not_above("open"),
+    _low_not_above("close"),
 )
 
 POST_CHECKS: tuple[RowCheck, ...] = (
@@ -273,7 +305,9 @@ POST_CHECKS: tuple[RowCheck, ...] = (
     _optional_text("selftext"),
     _required_timestamp("created_utc"),
     _whole_number("score", non_negative=False),
+    _fits_int64("score"),
     _whole_number("num_comments", non_negative=True),
+    _fits_int64("num_comments"),
     _optional_text("url"),
     _required_timestamp("fetched_at"),
     _required_timestamp("session_date"),
@@ -287,6 +321,7 @@ COMMENT_CHECKS: tuple[RowCheck, ...] = (
     _required_text("body"),
     _required_timestamp("created_utc"),
     _whole_number("score", non_negative=False),
+    _fits_int64("score"),
     _required_timestamp("fetched_at"),
     _required_timestamp("session_date"),
 )
@@ -684,8 +719,8 @@ def _rejected_frame(
         failing = np.flatnonzero(failures[:, position])
         if len(failing) == 0:
             continue
-        quoted = {field: raw_rejected[field].iloc[failing].tolist() for field in row_check.fields}
-        for row, reason in zip(failing.tolist(), row_check.explain_rows(quoted), strict=True):
+        reasons_of_check = row_check.explain(raw_rejected.iloc[failing])
+        for row, reason in zip(failing.tolist(), reasons_of_check, strict=True):
             reasons[row].append(reason)
     return pd.DataFrame(
         {

@@ -137,7 +137,7 @@ PRICE_CASES = [
     ),
     ({"volume": None}, "volume_invalid", "volume must be finite and >= 0 (got NaN)"),
     ({"volume": -1.0}, "volume_invalid", "volume must be finite and >= 0 (got -1.0)"),
-    ({"volume": 1e20}, "volume_invalid", "volume must be finite and >= 0 (got 1e+20)"),
+    ({"volume": 1e20}, "volume_too_large", "volume must fit an int64, below 2**63 (got 1e+20)"),
     ({"fetched_at": None}, "fetched_at_missing", "fetched_at must be a timestamp (got NaT)"),
     ({"open": 11.0, "high": 10.8}, "high_below_open", "high < open (high=10.8, open=11.0)"),
     ({"close": 11.5}, "high_below_close", "high < close (high=11.0, close=11.5)"),
@@ -169,6 +169,7 @@ POST_CASES = [
     ({"score": None}, "score_invalid", "score must be a finite whole number (got NaN)"),
     ({"score": math.inf}, "score_invalid", "score must be a finite whole number (got inf)"),
     ({"score": 1.5}, "score_invalid", "score must be a finite whole number (got 1.5)"),
+    ({"score": 1e300}, "score_too_large", "score must fit an int64, below 2**63 (got 1e+300)"),
     (
         {"num_comments": -1.0},
         "num_comments_invalid",
@@ -284,6 +285,19 @@ def test_non_numbers_in_numeric_columns_are_rejected_quoting_the_raw_value():
     assert result.clean["ticker"].tolist() == ["MSFT"]
     assert result.rejected["reason"].tolist() == ["close must be finite and > 0 (got 'abc')"]
     assert json.loads(result.rejected["payload"].iloc[0])["close"] == "abc"
+
+
+def test_timestamps_given_as_text_are_parsed_and_garbage_is_rejected():
+    raw = frame_of([price_row(), price_row(ticker="MSFT")], RAW_PRICE_COLUMNS)
+    raw["fetched_at"] = pd.Series(["2024-01-02T21:30:00Z", "yesterday"], dtype=object)
+
+    result = validate_prices(raw)
+
+    assert result.clean["fetched_at"].tolist() == [EARLY_FETCH]
+    assert result.rejected["reason"].tolist() == [
+        "fetched_at must be a timestamp (got 'yesterday')"
+    ]
+    assert json.loads(result.rejected["payload"].iloc[0])["fetched_at"] == "yesterday"
 
 
 # ---------------------------------------------------------------------------------------------
