@@ -19,6 +19,7 @@ from tft_pipeline.model.walk_forward import (
     empty_signals,
     retrain_session,
     score_sessions,
+    signal_frame,
     train_model,
     walk_forward,
 )
@@ -42,6 +43,7 @@ __all__ = [
     "model_inputs",
     "retrain_session",
     "score_sessions",
+    "signal_frame",
     "train_model",
     "triple_barrier_labels",
     "walk_forward",
