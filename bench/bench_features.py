@@ -124,7 +124,9 @@ def run(quick: bool = False) -> dict[str, float | int | str]:
     all_sessions = _sessions(n_sessions + LOOKBACK_SESSIONS)
     requested = all_sessions[LOOKBACK_SESSIONS:]
     prices = synthetic_prices(tickers, all_sessions, rng)
-    mentions = synthetic_mentions(tickers, all_sessions, 40 * len(all_sessions), rng)
+    mentions = synthetic_mentions(
+        tickers, all_sessions, (60 if quick else 600) * len(all_sessions), rng
+    )
 
     snapshot_seconds, snapshots = _timed(
         lambda: build_feature_snapshots(mentions, prices, requested, tickers), repeats
@@ -164,7 +166,7 @@ def run(quick: bool = False) -> dict[str, float | int | str]:
     text_series = pd.Series(texts, dtype=object)
     find_seconds, found = _timed(lambda: find_mentions(text_series, tickers), repeats)
     scored_texts = text_series.iloc[found["row"].unique()]
-    sentiment_seconds, _ = _timed(lambda: score_sentiment(scored_texts), 1)
+    sentiment_seconds, _ = _timed(lambda: score_sentiment(scored_texts), min(repeats, 2))
     extract_seconds, extracted = _timed(
         lambda: extract_ticker_mentions(posts, comments, tickers), 1
     )

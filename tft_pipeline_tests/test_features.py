@@ -715,7 +715,7 @@ def _changes_after(draw):
 @settings(
     max_examples=40,
     deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+    suppress_health_check=[HealthCheck.too_slow],
 )
 @given(case=_changes_after())
 def test_no_look_ahead_changes_after_d_leave_d_unchanged(pit_snapshots, case):

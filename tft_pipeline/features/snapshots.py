@@ -210,7 +210,13 @@ def mention_features(
     mentions: pd.DataFrame, sessions: pd.DatetimeIndex, universe: Sequence[str]
 ) -> pd.DataFrame:
     """``mentions``, ``mention_sentiment``, ``mention_momentum`` for every (ticker, session) of
-    ``universe`` × ``sessions`` (dense: no mention means 0 mentions and sentiment 0.0)."""
+    ``universe`` × ``sessions`` (dense: no mention means 0 mentions and sentiment 0.0).
+
+    ``mentions`` counts distinct authors, so one author repeating a ticker cannot inflate it; the
+    sentiment averages every mention row (each is a separate text with its own score).
+    ``sessions`` must be NYSE sessions; mentions of the ``TRAILING_WINDOW`` sessions before the
+    first one are needed for the momentum.
+    """
     grid = _mention_grid_sessions(sessions)
     tickers = pd.Index(_normalized_universe(universe))
     rows = mentions[
