@@ -21,6 +21,7 @@ from tft_pipeline.sources.reddit_live import (
     CREDENTIALS_MESSAGE,
     MAX_HTTP_ATTEMPTS_PER_REQUEST,
     MAX_HTTP_ATTEMPTS_PER_REQUEST_PER_RUN,
+    MAX_TOKEN_REQUESTS_PER_REQUEST,
     POST_COLUMNS,
     LiveRedditSource,
     RedditSourceError,
@@ -194,6 +195,34 @@ def test_partial_coverage_when_the_listing_cap_is_reached():
         ),
     )
     assert listing_requests == 3
+
+
+def test_fetched_frames_seed_a_fake_that_serves_the_same_rows_again():
+    posts = [post(f"r{index}", START + pd.Timedelta(minutes=7 * index)) for index in range(30)]
+    posts.append(post("older", START - pd.Timedelta(days=3)))
+    comments = [
+        comment(f"k{index}", f"r{index % 5}", START + pd.Timedelta(minutes=40 + index))
+        for index in range(12)
+    ]
+    with FakeReddit(posts, comments) as fake:
+        source = make_source(fake.url)
+        first_posts, first_comments = (
+            source.fetch_posts(START, END),
+            source.fetch_comments(START, END),
+        )
+    # The raw frames themselves (DataFrames, naive UTC timestamps) seed a new fake.
+    seed_posts = pd.concat(
+        [first_posts.frame, pd.DataFrame([post("older", START - pd.Timedelta(days=3))])]
+    )
+    with FakeReddit(seed_posts, first_comments.frame) as fake:
+        source = make_source(fake.url)
+        again_posts, again_comments = (
+            source.fetch_posts(START, END),
+            source.fetch_comments(START, END),
+        )
+    pd.testing.assert_frame_equal(again_posts.frame, first_posts.frame)
+    pd.testing.assert_frame_equal(again_comments.frame, first_comments.frame)
+    assert len(first_posts.frame) == 30 and len(first_comments.frame) == 12
 
 
 def test_an_empty_subreddit_is_partial_coverage_not_an_error():
@@ -462,6 +491,7 @@ def test_the_documented_bound_is_prawcores_attempts_times_ours_times_dagsters():
     assert MAX_HTTP_ATTEMPTS_PER_REQUEST_PER_RUN == 18 * (DAGSTER_SCRAPER_MAX_RETRIES + 1) == 54
 
 
+TOKEN = r"^/api/v1/access_token$"
 FAULT_SEQUENCES = {
     "503 forever (the bound is reached)": [Fault.server_error(503)] * 40,
     "502/504/500 mixed forever": [Fault.server_error(s) for s in (502, 504, 500, 520, 522)] * 8,
@@ -475,24 +505,32 @@ FAULT_SEQUENCES = {
     "429 and 503 alternating": [Fault.too_many_requests(1), Fault.server_error(503)] * 20,
     "403 after 503s": [Fault.server_error(503)] * 5 + [Fault.forbidden()],
 }
+TOKEN_FAULT_SEQUENCES = {
+    "token 500 forever": [Fault.server_error(500)] * 40,
+    "token connection dropped forever (the bound is reached)": [Fault.dropped()] * 40,
+    "token 429 forever": [Fault.too_many_requests(1)] * 40,
+}
 
 
-def assert_within_bound(fake: FakeReddit) -> None:
-    api_calls = fake.count(LISTING)
-    assert api_calls <= MAX_HTTP_ATTEMPTS_PER_REQUEST
-    # A token request only ever precedes an API attempt (the first, or one after a 401).
-    assert fake.token_requests() <= api_calls + 1 <= MAX_HTTP_ATTEMPTS_PER_REQUEST + 1
-
-
-@pytest.mark.parametrize("sequence", list(FAULT_SEQUENCES))
-def test_no_fault_sequence_makes_more_attempts_than_the_bound(sequence):
+@pytest.mark.parametrize(
+    ("pattern", "sequence"),
+    [(LISTING, name) for name in FAULT_SEQUENCES]
+    + [(TOKEN, name) for name in TOKEN_FAULT_SEQUENCES],
+)
+def test_no_fault_sequence_makes_more_attempts_than_the_bound(pattern, sequence):
+    faults = {**FAULT_SEQUENCES, **TOKEN_FAULT_SEQUENCES}[sequence]
     with FakeReddit(hourly_posts(3)) as fake:
-        fake.script(LISTING, FAULT_SEQUENCES[sequence])
+        fake.script(pattern, faults)
         with pytest.raises(RedditSourceError):
             make_source(fake.url).fetch_posts(START, END)
-        assert_within_bound(fake)
-        if sequence.startswith("503 forever"):
-            assert fake.count(LISTING) == MAX_HTTP_ATTEMPTS_PER_REQUEST
+        api_calls, token_calls = fake.count(LISTING), fake.token_requests()
+    assert api_calls <= MAX_HTTP_ATTEMPTS_PER_REQUEST
+    assert token_calls <= MAX_TOKEN_REQUESTS_PER_REQUEST
+    if pattern == LISTING:
+        # A token request is always followed by the API attempt it was fetched for.
+        assert token_calls <= api_calls
+    if "the bound is reached" in sequence:
+        assert max(api_calls, token_calls) == MAX_HTTP_ATTEMPTS_PER_REQUEST
 
 
 @pytest.fixture(scope="module")
@@ -518,7 +556,7 @@ _ANY_FAULT = st.sampled_from(
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(faults=st.lists(_ANY_FAULT, max_size=30))
 def test_any_fault_sequence_stays_within_the_bound_and_ends_as_documented(bound_fake, faults):
-    bound_fake._state.faults.clear()
+    bound_fake.clear_faults()
     calls_before, tokens_before = bound_fake.count(LISTING), bound_fake.token_requests()
     bound_fake.script(LISTING, faults)
     try:
@@ -530,10 +568,10 @@ def test_any_fault_sequence_stays_within_the_bound_and_ends_as_documented(bound_
     calls = bound_fake.count(LISTING) - calls_before
     tokens = bound_fake.token_requests() - tokens_before
     assert calls <= MAX_HTTP_ATTEMPTS_PER_REQUEST
-    assert tokens <= calls + 1
+    assert tokens <= calls
     if isinstance(outcome, RedditSourceError):
-        # Only a failure that prawcore and our layer could not get past ends the fetch.
-        assert calls == MAX_HTTP_ATTEMPTS_PER_REQUEST or outcome.permanent
+        # Only a permanent failure, or a transient one our layer retried to its limit, ends it.
+        assert outcome.permanent or outcome.attempts == REDDIT_CONFIG.max_attempts
     else:
         assert len(outcome.frame) == 3
 
@@ -558,7 +596,7 @@ def test_no_secret_reaches_messages_logs_or_requests_other_than_the_token_endpoi
             (r"^/api/v1/access_token$", [Fault.oauth_error("invalid_grant")]),
         ]
         for pattern, faults in scenarios:
-            fake._state.faults.clear()
+            fake.clear_faults()
             fake.script(pattern, faults)
             source = make_source(fake.url, username="tft_bot", password=PASSWORD)
             texts.append(repr(source))

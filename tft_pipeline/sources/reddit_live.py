@@ -1,4 +1,4 @@
-"""The live Reddit source: posts and comments of the configured subreddits through praw (pure, no Dagster).
+"""Live Reddit source: posts and comments of the configured subreddits via praw (pure, no Dagster).
 
 Posts come from ``/r/<sub>/new`` (newest first), walked back only until the first post older than
 the range. Comments come from the comment trees of the ``top_posts_for_comments`` busiest posts per
@@ -13,14 +13,19 @@ Permanent failures become ``RedditSourceError(permanent=True)`` with a message t
 ``RedditSourceError(permanent=False)``. Messages never contain credentials or tokens.
 
 How many HTTP attempts one logical request can make, layer by layer:
-- prawcore retries 5xx, 408, connection errors and read timeouts by itself: 3 attempts per call
-  (``FiniteRetryStrategy``, sleeping 0-2 s then 2-4 s); 429, 401, 403 and 404 it does not retry,
-  except that a 401 refetches the token before its next attempt;
+- prawcore retries 5xx, 408, connection errors, read timeouts and 401s (refetching the token
+  first) by itself: 3 attempts per call (``FiniteRetryStrategy``, sleeping 0-2 s then 2-4 s);
+  429, 403 and 404 it does not retry;
 - our layer: ``REDDIT_CONFIG`` makes at most 6 calls;
-- so ``MAX_HTTP_ATTEMPTS_PER_REQUEST`` = 3 x 6 = 18 requests to the endpoint (plus at most as
-  many token requests, one before each attempt that follows a 401), within one Dagster step attempt;
+- so ``MAX_HTTP_ATTEMPTS_PER_REQUEST`` = 3 x 6 = 18 requests to the endpoint within one Dagster
+  step attempt, plus at most as many token requests (``MAX_TOKEN_REQUESTS_PER_REQUEST``: one
+  before the first attempt and before each attempt after a 401; a token request that cannot
+  connect is retried by prawcore like the call itself);
 - Dagster re-runs a failed scraper step ``DAGSTER_SCRAPER_MAX_RETRIES`` = 2 more times, so across a
   run ``MAX_HTTP_ATTEMPTS_PER_REQUEST_PER_RUN`` = 18 x 3 = 54.
+In time, one logical request gives up within 18 timeouts + 6 x 6 s of prawcore's sleeps + our
+backoff of at most 68.2 s (2, 4, 8, 16, 32 s, +10 % jitter; a Retry-After counts up to 120 s each):
+about 6.5 minutes with the default 16 s timeout.
 
 The HTTP timeout is ``timeout_seconds`` when given. Otherwise it is prawcore's: ``PRAWCORE_TIMEOUT``
 (default 16 s), read once when prawcore is imported (it becomes the default argument of
@@ -68,6 +73,8 @@ PRAWCORE_ATTEMPTS_PER_CALL = FiniteRetryStrategy.DEFAULT_RETRIES + 1
 RETRY_LAYER_ATTEMPTS = REDDIT_CONFIG.max_attempts
 MAX_HTTP_ATTEMPTS_PER_REQUEST = PRAWCORE_ATTEMPTS_PER_CALL * RETRY_LAYER_ATTEMPTS
 MAX_HTTP_ATTEMPTS_PER_REQUEST_PER_RUN = MAX_HTTP_ATTEMPTS_PER_REQUEST * DAGSTER_SCRAPER_ATTEMPTS
+# Each attempt fetches the token at most once, before the API call (first call, or after a 401).
+MAX_TOKEN_REQUESTS_PER_REQUEST = MAX_HTTP_ATTEMPTS_PER_REQUEST
 
 DEFAULT_TOP_POSTS_FOR_COMMENTS = 25
 DEFAULT_COMMENT_LOOKBACK = pd.Timedelta(days=2)
@@ -536,6 +543,7 @@ __all__ = [
     "DEFAULT_TOP_POSTS_FOR_COMMENTS",
     "MAX_HTTP_ATTEMPTS_PER_REQUEST",
     "MAX_HTTP_ATTEMPTS_PER_REQUEST_PER_RUN",
+    "MAX_TOKEN_REQUESTS_PER_REQUEST",
     "PRAWCORE_ATTEMPTS_PER_CALL",
     "RETRY_LAYER_ATTEMPTS",
     "LiveRedditSource",

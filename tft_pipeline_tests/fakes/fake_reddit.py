@@ -210,6 +210,10 @@ class FakeReddit:
         with self._lock:
             self._state.faults.append((re.compile(path_pattern), list(faults)))
 
+    def clear_faults(self) -> None:
+        with self._lock:
+            self._state.faults.clear()
+
     def pending_faults(self) -> int:
         with self._lock:
             return sum(len(queue) for _, queue in self._state.faults)
