@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import http.client
+import http.server
 import itertools
+import json
 import logging
 import socket
 import ssl
@@ -14,14 +16,18 @@ import threading
 import time
 import urllib.error
 from email.message import Message
+from typing import Self
 
+import prawcore
 import prawcore.exceptions as praw_errors
+import prawcore.sessions
 import prawcore.util
 import pytest
 import requests
 import requests.exceptions as requests_errors
 import tenacity
 import yfinance.exceptions as yf_errors
+from curl_cffi import requests as curl_requests
 from curl_cffi.const import CurlECode
 from curl_cffi.curl import CurlError
 from curl_cffi.requests import Headers as CurlHeaders
@@ -1076,3 +1082,194 @@ def test_rate_limiter_benchmark_quick_run_reports_its_figures():
     assert figures["fake_clock_rate_error_pct"] < 5.0
     assert figures["real_clock_rate_error_pct"] < 20.0  # loose: a busy CI machine oversleeps
     assert figures["real_clock_threads"] == 4
+
+
+# --------------------------------------------------------------------------------------------------
+# Real clients (prawcore, requests, curl_cffi) against a scripted server on 127.0.0.1
+# --------------------------------------------------------------------------------------------------
+
+EMPTY_LISTING = {"kind": "Listing", "data": {"children": [], "after": None, "before": None}}
+
+
+class ScriptedServer:
+    """An HTTP server on 127.0.0.1 answering each API request with the next scripted reply.
+
+    The OAuth token endpoint always grants ``SECRET`` as the access token, so tests can check that
+    nothing logged carries it. Replies are ``(status, headers)``; once the script is used up every
+    request gets 200 and an empty listing.
+    """
+
+    def __init__(self, replies: list[tuple[int, dict[str, str]]]) -> None:
+        self.replies = list(replies)
+        self.api_requests: list[str] = []
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):  # keep pytest's output clean
+                pass
+
+            def _answer(self, status: int, headers: dict[str, str], body: dict) -> None:
+                payload = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                token = {"access_token": SECRET, "expires_in": 3600, "scope": "*"}
+                self._answer(200, {}, {**token, "token_type": "bearer"})
+
+            def do_GET(self):
+                server.api_requests.append(self.path)
+                status, headers = server.replies.pop(0) if server.replies else (200, {})
+                self._answer(status, headers, EMPTY_LISTING if status == 200 else {"error": status})
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
+
+    def __enter__(self) -> Self:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def no_prawcore_sleep(monkeypatch):
+    """prawcore sleeps 0-4 s between its own retries of 5xx and 401; tests need not wait."""
+    monkeypatch.setattr(prawcore.sessions.FiniteRetryStrategy, "_sleep_seconds", lambda self: None)
+
+
+def prawcore_session(url: str) -> prawcore.Session:
+    requestor = prawcore.Requestor(user_agent="tft-tests/1.0", oauth_url=url, reddit_url=url)
+    authenticator = prawcore.TrustedAuthenticator(
+        client_id="tft-client", client_secret=SECRET, requestor=requestor
+    )
+    authorizer = prawcore.ReadOnlyAuthorizer(authenticator=authenticator)
+    authorizer.refresh()
+    return prawcore.Session(authorizer=authorizer)
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_prawcore_429_is_retried_after_the_retry_after_the_server_sent(caplog, no_prawcore_sleep):
+    clock = FakeTime()
+    with ScriptedServer([(429, {"Retry-After": "3"})]) as server:
+        session = prawcore_session(server.url)
+        fetch = decorate(REDDIT_CONFIG, clock)(
+            lambda: session.request(method="GET", path="/r/stocks/new", params={"limit": 1})
+        )
+        with caplog.at_level(logging.INFO, logger=LOGGER_NAME):
+            assert fetch() == EMPTY_LISTING
+    assert len(server.api_requests) == 2  # prawcore does not retry a 429 itself; we did, once
+    assert clock.sleeps == [3.0]
+    assert "TooManyRequests, HTTP 429, retry-after 3 s" in caplog.text
+    assert SECRET not in caplog.text
+
+
+def test_prawcore_server_errors_past_its_own_retries_are_retried_by_us(no_prawcore_sleep):
+    clock = FakeTime()
+    with ScriptedServer([(503, {})] * 3) as server:
+        session = prawcore_session(server.url)
+        fetch = decorate(REDDIT_CONFIG, clock)(
+            lambda: session.request(method="GET", path="/r/stocks/new")
+        )
+        assert fetch() == EMPTY_LISTING
+    assert len(server.api_requests) == 4  # prawcore's three, then our second attempt
+    assert clock.sleeps == [2.0]
+
+
+@pytest.mark.parametrize(
+    ("reply", "expected_type", "status"),
+    [
+        ((404, {}), praw_errors.NotFound, 404),
+        ((403, {}), praw_errors.Forbidden, 403),
+        ((302, {"Location": "/subreddits/search.json?q=nosuchsub"}), praw_errors.Redirect, 302),
+        ((401, {}), KeyError, 401),  # no www-authenticate header: prawcore's bare KeyError
+    ],
+)
+def test_prawcore_permanent_answers_are_not_retried(
+    no_prawcore_sleep, reply, expected_type, status
+):
+    clock = FakeTime()
+    with ScriptedServer([reply] * 3) as server:
+        session = prawcore_session(server.url)
+        fetch = decorate(REDDIT_CONFIG, clock)(
+            lambda: session.request(method="GET", path="/r/nosuchsub/new")
+        )
+        with pytest.raises(expected_type) as raised:
+            fetch()
+    assert type(raised.value) is expected_type
+    assert http_status_of(raised.value) == status
+    assert fetch.retry_statistics.attempts == 1 and clock.sleeps == []
+
+
+def test_prawcore_connection_refused_is_retried(no_prawcore_sleep):
+    clock = FakeTime()
+    with ScriptedServer([]) as server:
+        session = prawcore_session(server.url)
+    # The token is held; the API host now refuses connections.
+    session._authorizer._authenticator._requestor.oauth_url = f"http://127.0.0.1:{closed_port()}"
+    fetch = decorate(YFINANCE_CONFIG, clock)(lambda: session.request(method="GET", path="/r/x/new"))
+    with pytest.raises(praw_errors.RequestException) as raised:
+        fetch()
+    assert isinstance(raised.value.original_exception, requests_errors.ConnectionError)
+    assert fetch.retry_statistics.attempts == YFINANCE_CONFIG.max_attempts
+    assert describe_failure(raised.value).startswith("RequestException (ConnectionError)")
+
+
+def test_requests_and_curl_cffi_http_errors_from_a_real_server():
+    with ScriptedServer([(503, {"Retry-After": "5"}), (404, {}), (503, {}), (404, {})]) as server:
+        url = f"{server.url}/v8/finance/chart/AAPL?crumb={SECRET}"
+        outcomes = []
+        for get in (requests.get, curl_requests.get):
+            for _ in range(2):
+                try:
+                    get(url, timeout=5).raise_for_status()
+                except Exception as error:  # noqa: BLE001 - the error itself is under test
+                    outcomes.append(error)
+    assert [(should_retry(e), http_status_of(e), retry_after_of(e)) for e in outcomes] == [
+        (True, 503, 5.0),
+        (False, 404, None),
+        (True, 503, None),
+        (False, 404, None),
+    ]
+    assert isinstance(outcomes[2], curl_errors.HTTPError)
+    assert all(SECRET not in describe_failure(e) for e in outcomes)
+
+
+def test_connection_refused_and_read_timeouts_of_real_clients_are_transient():
+    refused_url = f"http://127.0.0.1:{closed_port()}/"
+    with socket.socket() as stalled:  # accepts connections (the backlog) and never answers
+        stalled.bind(("127.0.0.1", 0))
+        stalled.listen(8)
+        stalled_url = f"http://127.0.0.1:{stalled.getsockname()[1]}/"
+        errors = []
+        for get in (requests.get, curl_requests.get):
+            for url in (refused_url, stalled_url):
+                try:
+                    get(url, timeout=0.3)
+                except Exception as error:  # noqa: BLE001 - the error itself is under test
+                    errors.append(error)
+    assert [type(e).__name__ for e in errors] == [
+        "ConnectionError",
+        "ReadTimeout",
+        "ConnectionError",
+        "Timeout",
+    ]
+    assert isinstance(errors[2], curl_errors.ConnectionError) and isinstance(errors[2], OSError)
+    assert all(should_retry(e) for e in errors)
+    assert all(http_status_of(e) is None for e in errors)
