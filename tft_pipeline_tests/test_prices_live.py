@@ -180,7 +180,7 @@ def test_only_bars_of_the_requested_sessions_are_kept(yahoo, fake_time):
     assert len(yahoo.requests("MSFT", kind="history")) == 1
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(
     instant=st.datetimes(
         min_value=dt.datetime(2000, 1, 1),
@@ -391,7 +391,7 @@ def test_retries_never_really_sleep(yahoo, fake_time):
     make_source(fake_time, max_failed_share=1.0).fetch_prices(["AAPL"], FIRST_HALF_2024)
 
     assert sum(fake_time.sleeps) > 6.0  # what a real run would have waited
-    assert pd.Timestamp.now() - started < pd.Timedelta(seconds=2)
+    assert pd.Timestamp.now() - started < pd.Timedelta(seconds=5)  # a busy 2-core box included
 
 
 @pytest.mark.parametrize(
