@@ -92,13 +92,10 @@ def _add_dirt(frame: pd.DataFrame, rng: np.random.Generator) -> None:
     frame.loc[kinds[7], "fetched_at"] = pd.NaT
 
 
-def _best_of(repeats: int, action: Callable[[], object]) -> tuple[float, object]:
-    best, result = float("inf"), None
-    for _ in range(repeats):
-        started = time.perf_counter()
-        result = action()
-        best = min(best, time.perf_counter() - started)
-    return best, result
+def _timed(action: Callable[[], object]) -> tuple[float, object]:
+    started = time.perf_counter()
+    result = action()
+    return time.perf_counter() - started, result
 
 
 def run(quick: bool = False) -> dict[str, float | int | str]:
@@ -106,11 +103,15 @@ def run(quick: bool = False) -> dict[str, float | int | str]:
     rows = QUICK_ROWS if quick else FULL_ROWS
     raw = build_raw_prices(rows)
 
-    validation_seconds, result = _best_of(3, lambda: validate_prices(raw))
-
     connection = duckdb.connect()
     connection.register("raw_prices", raw)
-    duckdb_seconds, duckdb_clean = _best_of(3, lambda: connection.execute(DUCKDB_QUERY).df())
+    # Interleaved, so a busy machine slows both sides alike; the best of 3 of each is kept.
+    validation_seconds = duckdb_seconds = float("inf")
+    for _ in range(3):
+        seconds, result = _timed(lambda: validate_prices(raw))
+        validation_seconds = min(validation_seconds, seconds)
+        seconds, duckdb_clean = _timed(lambda: connection.execute(DUCKDB_QUERY).df())
+        duckdb_seconds = min(duckdb_seconds, seconds)
     connection.close()
 
     if len(result.clean) != len(duckdb_clean):
