@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 
 import numpy as np
 import pandas as pd
@@ -530,7 +529,7 @@ def test_price_schema_refuses_a_broken_bar_and_a_repeated_key():
 
     with pytest.raises(pandera.errors.SchemaError, match="high_below_low"):
         CleanPriceHistory.validate(broken_bar)
-    with pytest.raises(pandera.errors.SchemaError):
+    with pytest.raises(pandera.errors.SchemaError, match="not unique"):
         CleanPriceHistory.validate(repeated_key)
 
 
@@ -540,7 +539,6 @@ def test_price_schema_refuses_a_broken_bar_and_a_repeated_key():
 
 FETCH_TIMES = [EARLY_FETCH, LATE_FETCH, pd.Timestamp("2024-01-03 10:00"), pd.NaT]
 PRICE_VALUES = [9.0, 10.0, 10.5, 11.0, 12.0, 0.0, -1.0, math.nan, math.inf, None]
-RAW_MIX = st.sampled_from
 
 
 def _with_odd_types(column: pd.Series, odd_values: list[object], draw) -> pd.Series:
@@ -558,12 +556,14 @@ def raw_prices(draw) -> pd.DataFrame:
         st.lists(
             st.fixed_dictionaries(
                 {
-                    "ticker": RAW_MIX(["AAPL", "MSFT", "BRK.B", "aapl", "", None, "AAPL\n"]),
-                    "session_date": RAW_MIX([SESSION, pd.Timestamp("2024-01-03"), pd.NaT]),
-                    **{c: RAW_MIX(PRICE_VALUES) for c in ("open", "high", "low", "close")},
-                    "adj_close": RAW_MIX([10.0, -1.0, math.nan]),
-                    "volume": RAW_MIX([0.0, 100.0, 2.5, -5.0, math.nan, math.inf, 1e19]),
-                    "fetched_at": RAW_MIX(FETCH_TIMES),
+                    "ticker": st.sampled_from(
+                        ["AAPL", "MSFT", "BRK.B", "aapl", "", None, "AAPL\n"]
+                    ),
+                    "session_date": st.sampled_from([SESSION, pd.Timestamp("2024-01-03"), pd.NaT]),
+                    **{c: st.sampled_from(PRICE_VALUES) for c in ("open", "high", "low", "close")},
+                    "adj_close": st.sampled_from([10.0, -1.0, math.nan]),
+                    "volume": st.sampled_from([0.0, 100.0, 2.5, -5.0, math.nan, math.inf, 1e19]),
+                    "fetched_at": st.sampled_from(FETCH_TIMES),
                 }
             ),
             max_size=25,
@@ -576,22 +576,22 @@ def raw_prices(draw) -> pd.DataFrame:
 
 @st.composite
 def raw_posts(draw) -> pd.DataFrame:
-    text = RAW_MIX(["hello", "", "  ", None])
+    text = st.sampled_from(["hello", "", "  ", None])
     rows = draw(
         st.lists(
             st.fixed_dictionaries(
                 {
-                    "post_id": RAW_MIX(["p1", "p2", "p3", "", None]),
-                    "subreddit": RAW_MIX(["stocks", "", None]),
-                    "author": RAW_MIX(["alice", "[deleted]", None, 7]),
+                    "post_id": st.sampled_from(["p1", "p2", "p3", "", None]),
+                    "subreddit": st.sampled_from(["stocks", "", None]),
+                    "author": st.sampled_from(["alice", "[deleted]", None, 7]),
                     "title": text,
                     "selftext": text,
-                    "created_utc": RAW_MIX([pd.Timestamp("2024-01-02 15:00"), pd.NaT]),
-                    "score": RAW_MIX([0.0, 5.0, -3.0, 1.5, math.nan, math.inf]),
-                    "num_comments": RAW_MIX([0.0, 4.0, -1.0, math.nan]),
-                    "url": RAW_MIX(["https://x", None]),
-                    "fetched_at": RAW_MIX(FETCH_TIMES),
-                    "session_date": RAW_MIX([SESSION, pd.NaT]),
+                    "created_utc": st.sampled_from([pd.Timestamp("2024-01-02 15:00"), pd.NaT]),
+                    "score": st.sampled_from([0.0, 5.0, -3.0, 1.5, math.nan, math.inf]),
+                    "num_comments": st.sampled_from([0.0, 4.0, -1.0, math.nan]),
+                    "url": st.sampled_from(["https://x", None]),
+                    "fetched_at": st.sampled_from(FETCH_TIMES),
+                    "session_date": st.sampled_from([SESSION, pd.NaT]),
                 }
             ),
             max_size=25,
@@ -608,15 +608,15 @@ def raw_comments(draw) -> pd.DataFrame:
         st.lists(
             st.fixed_dictionaries(
                 {
-                    "comment_id": RAW_MIX(["c1", "c2", "c3", " ", None]),
-                    "post_id": RAW_MIX(["p1", "", None]),
-                    "subreddit": RAW_MIX(["stocks", None]),
-                    "author": RAW_MIX(["bob", None]),
-                    "body": RAW_MIX(["nice", "", None]),
-                    "created_utc": RAW_MIX([pd.Timestamp("2024-01-02 15:00"), pd.NaT]),
-                    "score": RAW_MIX([1.0, -2.0, 0.5, math.nan]),
-                    "fetched_at": RAW_MIX(FETCH_TIMES),
-                    "session_date": RAW_MIX([SESSION, pd.NaT]),
+                    "comment_id": st.sampled_from(["c1", "c2", "c3", " ", None]),
+                    "post_id": st.sampled_from(["p1", "", None]),
+                    "subreddit": st.sampled_from(["stocks", None]),
+                    "author": st.sampled_from(["bob", None]),
+                    "body": st.sampled_from(["nice", "", None]),
+                    "created_utc": st.sampled_from([pd.Timestamp("2024-01-02 15:00"), pd.NaT]),
+                    "score": st.sampled_from([1.0, -2.0, 0.5, math.nan]),
+                    "fetched_at": st.sampled_from(FETCH_TIMES),
+                    "session_date": st.sampled_from([SESSION, pd.NaT]),
                 }
             ),
             max_size=25,
@@ -745,21 +745,6 @@ def test_validating_clean_output_again_changes_nothing(table, data):
     assert again.rejected.empty
     assert again.duplicates == 0
     pd.testing.assert_frame_equal(again.clean, clean)
-
-
-def test_reasons_name_their_checks_in_generated_price_frames():
-    # Every message starts with the column it judges, so a reason can be traced to its check.
-    message_heads = {re.split(r"[ (]", check.message)[0] for check in PRICE_RULES.checks}
-    raw = frame_of(
-        [price_row(**o) for o, _, _ in PRICE_CASES] + [price_row(high=9.5, low=10.1)],
-        RAW_PRICE_COLUMNS,
-    )
-
-    rejected = validate_prices(raw).rejected
-
-    assert len(rejected) == len(raw)
-    for reason in rejected["reason"]:
-        assert all(part.split(" ")[0] in message_heads for part in reason.split("; "))
 
 
 # ---------------------------------------------------------------------------------------------
