@@ -104,6 +104,7 @@ def run(quick: bool = False) -> dict[str, float | int | str]:
     raw = build_raw_prices(rows)
 
     connection = duckdb.connect()
+    connection.execute("SET enable_progress_bar = false")
     connection.register("raw_prices", raw)
     # Interleaved, so a busy machine slows both sides alike; the best of 3 of each is kept.
     validation_seconds = duckdb_seconds = float("inf")
