@@ -65,5 +65,5 @@ def test_a_backfill_and_a_daily_run_at_once_both_succeed(tmp_path):
     import duckdb
 
     with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as connection:
-        sessions = connection.sql("SELECT count(DISTINCT session_date) FROM clean.price_history").fetchone()[0]
+        sessions = connection.execute("SELECT count(DISTINCT session_date) FROM clean.price_history").fetchone()[0]
     assert sessions == 8  # 2024-02-01..09 (7 sessions) and 2024-02-12

@@ -132,7 +132,7 @@ def test_parquet_export_mirrors_the_clean_tables(ten_sessions):
     for table in ("clean.price_history", "clean.reddit_posts"):
         folders = sorted(p.name for p in (export_dir / table).iterdir())
         assert folders == [f"session_date={d:%Y-%m-%d}" for d in sessions_between(FIRST, LAST)]
-        exported = duckdb.sql(
+        exported = duckdb.connect().execute(
             f"SELECT count(*) FROM read_parquet('{export_dir}/{table}/*/*.parquet', hive_partitioning=true)"
         ).fetchone()[0]
         assert exported == len(ten_sessions.table(table))

@@ -9,7 +9,7 @@ from dagster_pandera import pandera_schema_to_dagster_type
 from tft_pipeline import validation
 from tft_pipeline.defs.constants import CLEAN_GROUP, SESSION_PARTITIONS, SINGLE_RUN, WAREHOUSE_POOL
 from tft_pipeline.defs.metadata import counts_table, preview
-from tft_pipeline.tables import REJECTED_ROW_COLUMNS, conform
+from tft_pipeline.tables import conform
 
 RAW_INPUTS = {
     "raw_price_history": AssetIn(key=["raw", "price_history"]),
@@ -99,7 +99,7 @@ def clean_tables(
     rejected = pd.concat(
         [result.rejected for _, result in results.values()], ignore_index=True
     )
-    rejected = rejected if len(rejected) else conform(rejected, REJECTED_ROW_COLUMNS)
+    rejected = rejected if len(rejected) else conform(rejected, validation.REJECTED_COLUMNS)
     by_source_and_check = (
         rejected.assign(check=rejection_check(rejected)).groupby(["source", "check"]).size()
     )
