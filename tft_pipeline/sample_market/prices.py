@@ -35,7 +35,7 @@ TRADING_DAYS_PER_YEAR = 252
 # The planted edge: the expected log-return of session D+1 moves by EDGE_BETA daily volatilities
 # per unit of the latent sentiment of session D. Tuned so that the cross-sectional rank IC of the
 # latent sentiment against the next 5-session return is about 0.045 (see planted_edge_summary).
-EDGE_BETA = 0.028
+EDGE_BETA = 0.0225
 # AR(1) coefficient of the latent sentiment (unit stationary variance): moods last a few sessions.
 SENTIMENT_PERSISTENCE = 0.8
 
@@ -46,8 +46,12 @@ MARKET_MEAN_CALM, MARKET_MEAN_STRESSED = 65.0, 20.0
 # Idiosyncratic regimes of each ticker (volatility multipliers before normalisation).
 IDIO_CALM_MULT, IDIO_STRESSED_MULT = 0.85, 1.7
 IDIO_MEAN_CALM, IDIO_MEAN_STRESSED = 50.0, 15.0
+# On top of the regimes, idiosyncratic volatility drifts smoothly (log-AR(1) stochastic volatility),
+# so that big moves cluster as they do in real prices.
+VOL_OF_VOL, VOL_PERSISTENCE = 0.35, 0.98
 # Fat tails: shocks are a scale mixture of normals, a calm one and, on TAIL_SHARE of the
-# sessions, one TAIL_SCALE times wider (excess kurtosis about 3, like daily stock returns).
+# sessions, one TAIL_SCALE times wider (excess kurtosis about 3 from the mixture alone; with the
+# regimes, stochastic volatility and jumps, daily returns show the 5-15 of real stocks).
 TAIL_SHARE, TAIL_SCALE = 0.1, 2.5
 JUMP_RATE = 0.02  # earnings-like overnight gaps per session
 JUMP_SIZE = 3.0  # their standard deviation in daily volatilities
@@ -195,6 +199,8 @@ def ticker_path(ticker: str, seed: int = DEFAULT_SEED) -> TickerPath:
     share = _stationary_stressed_share(IDIO_MEAN_CALM, IDIO_MEAN_STRESSED)
     regime_norm = math.sqrt((1 - share) * IDIO_CALM_MULT**2 + share * IDIO_STRESSED_MULT**2)
     regime = np.where(stressed, IDIO_STRESSED_MULT, IDIO_CALM_MULT) / regime_norm
+    # exp(c a - c^2) with a ~ N(0, 1) has a unit mean square: the average volatility is unchanged.
+    regime = regime * np.exp(VOL_OF_VOL * _ar1(rng, n, VOL_PERSISTENCE) - VOL_OF_VOL**2)
     # Idiosyncratic vol fills what the factor and the jumps leave of the ticker's total vol.
     diffusive_var = (sigma**2) / (1.0 + JUMP_RATE * JUMP_SIZE**2)
     idio_sigma = math.sqrt(

@@ -1,0 +1,618 @@
+"""The sample market: deterministic, realistic prices and Reddit, a planted edge of documented
+size, and dirt at documented rates that the contract's validation rules undo."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+from tft_pipeline import sample_market
+from tft_pipeline.sample_market import (
+    COMMENT_DIRT_RATES,
+    POST_DIRT_RATES,
+    PRICE_DIRT_RATES,
+    generate_price_history,
+    generate_reddit_comments,
+    generate_reddit_posts,
+    latent_sentiment,
+    planted_edge_summary,
+    ticker_profile,
+)
+from tft_pipeline.sample_market import prices as prices_module
+from tft_pipeline.sample_market import reddit as reddit_module
+from tft_pipeline.sample_market.span import calendar_sessions
+from tft_pipeline.sample_market.text import DECOY_WORDS
+from tft_pipeline.tables import RAW_COMMENT_COLUMNS, RAW_POST_COLUMNS, RAW_PRICE_COLUMNS
+from tft_pipeline.trading_calendar import (
+    NEW_YORK,
+    reddit_window,
+    session_close,
+    sessions_between,
+)
+from tft_pipeline.universe import DEFAULT_UNIVERSE, TICKER_PATTERN, synthetic_universe
+
+SUBREDDITS = ("wallstreetbets", "stocks", "investing")
+SESSIONS = sessions_between(
+    "2024-01-02", "2024-03-28"
+)  # 60 sessions, MLK and Presidents' Day inside
+SEED = 7
+
+
+def clear_caches() -> None:
+    """Forget every cached path and window, so equal results come from the seeds alone."""
+    prices_module.ticker_path.cache_clear()
+    prices_module.ticker_profile.cache_clear()
+    prices_module.market_path.cache_clear()
+    reddit_module._session_chatter.cache_clear()
+
+
+def posts_of(sessions, tickers=DEFAULT_UNIVERSE, **kwargs) -> pd.DataFrame:
+    kwargs.setdefault("seed", SEED)
+    return generate_reddit_posts(sessions, tickers, SUBREDDITS, **kwargs)
+
+
+def comments_of(sessions, tickers=DEFAULT_UNIVERSE, **kwargs) -> pd.DataFrame:
+    kwargs.setdefault("seed", SEED)
+    return generate_reddit_comments(sessions, tickers, SUBREDDITS, **kwargs)
+
+
+def rows_of(frame: pd.DataFrame, session) -> pd.DataFrame:
+    return frame[frame["session_date"] == pd.Timestamp(session)].reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def prices() -> pd.DataFrame:
+    return generate_price_history(DEFAULT_UNIVERSE, SESSIONS, seed=SEED)
+
+
+@pytest.fixture(scope="module")
+def posts() -> pd.DataFrame:
+    return posts_of(SESSIONS)
+
+
+@pytest.fixture(scope="module")
+def comments() -> pd.DataFrame:
+    return comments_of(SESSIONS)
+
+
+@pytest.fixture(scope="module")
+def clean_posts() -> pd.DataFrame:
+    return posts_of(SESSIONS, dirt=False)
+
+
+@pytest.fixture(scope="module")
+def clean_comments() -> pd.DataFrame:
+    return comments_of(SESSIONS, dirt=False)
+
+
+# --------------------------------------------------------------------------------------------
+# the contract's validation rules, restated independently of tft_pipeline.validation
+# --------------------------------------------------------------------------------------------
+
+
+def latest_valid(frame: pd.DataFrame, key: list[str], valid: np.ndarray) -> pd.DataFrame:
+    """Reject invalid rows, then keep the most recently fetched valid row of each key."""
+    kept = frame[valid].sort_values("fetched_at", kind="stable")
+    kept = kept.drop_duplicates(key, keep="last")
+    return kept.sort_values(key).reset_index(drop=True)
+
+
+def valid_prices(frame: pd.DataFrame) -> np.ndarray:
+    prices_ok = np.ones(len(frame), dtype=bool)
+    for column in ("open", "high", "low", "close", "adj_close"):
+        values = frame[column].to_numpy()
+        prices_ok &= np.isfinite(values) & (values > 0)
+    volume = frame["volume"].to_numpy()
+    symbol_ok = frame["ticker"].map(lambda t: bool(TICKER_PATTERN.match(t))).to_numpy()
+    order_ok = (frame["high"] >= frame[["open", "close", "low"]].max(axis=1)) & (
+        frame["low"] <= frame[["open", "close"]].min(axis=1)
+    )
+    return prices_ok & np.isfinite(volume) & (volume >= 0) & symbol_ok & order_ok.to_numpy()
+
+
+def nonblank(series: pd.Series) -> np.ndarray:
+    return series.map(lambda v: isinstance(v, str) and v.strip() != "").to_numpy()
+
+
+# --------------------------------------------------------------------------------------------
+# determinism
+# --------------------------------------------------------------------------------------------
+
+
+def test_a_price_session_is_the_same_alone_in_a_range_and_after_other_calls(prices):
+    day = prices["session_date"].value_counts().idxmax()  # the session with the most dirt
+    in_range = rows_of(prices, day)
+    clear_caches()
+    generate_price_history(["ZZZZ", "AAPL"], SESSIONS[:5], seed=SEED + 1)  # unrelated traffic
+    alone = rows_of(generate_price_history(DEFAULT_UNIVERSE[::-1], [day], seed=SEED), day)
+    assert len(in_range) == len(alone) > len(DEFAULT_UNIVERSE)  # dirt rows included
+    pd.testing.assert_frame_equal(
+        alone.sort_values(["ticker", "fetched_at"]).reset_index(drop=True),
+        in_range.sort_values(["ticker", "fetched_at"]).reset_index(drop=True),
+    )
+
+
+def test_a_reddit_session_is_the_same_alone_in_a_range_and_after_other_calls(posts, comments):
+    day = SESSIONS[20]  # the Wednesday after Presidents' Day
+    clear_caches()
+    posts_of(SESSIONS[40:45])  # unrelated traffic first
+    reordered = tuple(reversed(DEFAULT_UNIVERSE))
+    alone_posts = generate_reddit_posts([day], reordered, SUBREDDITS[::-1], seed=SEED)
+    alone_comments = generate_reddit_comments([day], reordered, SUBREDDITS[::-1], seed=SEED)
+    pd.testing.assert_frame_equal(alone_posts, rows_of(posts, day))
+    pd.testing.assert_frame_equal(alone_comments, rows_of(comments, day))
+    assert len(alone_posts) > 20 and len(alone_comments) > 80
+
+
+@pytest.fixture(scope="module")
+def month_prices() -> pd.DataFrame:
+    return generate_price_history(["AAPL", "GME", "ZQX"], SESSIONS[:25], seed=SEED)
+
+
+@pytest.fixture(scope="module")
+def month_posts() -> pd.DataFrame:
+    return posts_of(SESSIONS[:25], tickers=("AAPL", "GME", "ZQX"))
+
+
+@settings(max_examples=15, deadline=None)
+@given(first=st.integers(0, 24), length=st.integers(1, 10))
+def test_any_sub_range_is_a_slice_of_the_whole(month_prices, month_posts, first, length):
+    chosen = SESSIONS[first : min(first + length, 25)]
+    tickers = ("GME", "ZQX", "AAPL")
+    got_prices = generate_price_history(tickers, chosen, seed=SEED)
+    expected_prices = month_prices[month_prices["session_date"].isin(chosen)]
+    key = ["ticker", "session_date", "fetched_at"]
+    pd.testing.assert_frame_equal(
+        got_prices.sort_values(key).reset_index(drop=True),
+        expected_prices.sort_values(key).reset_index(drop=True),
+    )
+    got_posts = posts_of(chosen, tickers=tickers)
+    expected_posts = month_posts[month_posts["session_date"].isin(chosen)].reset_index(drop=True)
+    pd.testing.assert_frame_equal(got_posts, expected_posts)
+
+
+def test_seeds_give_different_markets():
+    one = generate_price_history(["AAPL"], SESSIONS[:10], seed=1, dirt=False)
+    two = generate_price_history(["AAPL"], SESSIONS[:10], seed=2, dirt=False)
+    assert not np.allclose(one["close"], two["close"])
+    assert not posts_of(SESSIONS[:3], seed=1)["title"].equals(
+        posts_of(SESSIONS[:3], seed=2)["title"]
+    )
+
+
+def test_frames_have_the_raw_layouts(prices, posts, comments):
+    for frame, columns in (
+        (prices, RAW_PRICE_COLUMNS),
+        (posts, RAW_POST_COLUMNS),
+        (comments, RAW_COMMENT_COLUMNS),
+    ):
+        assert list(frame.columns) == list(columns)
+        assert {name: str(dtype) for name, dtype in frame.dtypes.items()} == columns
+
+
+def test_fetch_times_follow_the_close_and_never_the_wall_clock(prices, clean_posts):
+    closes = prices["session_date"].map(lambda day: session_close(day).tz_localize(None))
+    lag = prices["fetched_at"] - closes
+    assert (lag > pd.Timedelta(0)).all()
+    assert (lag < pd.Timedelta(hours=24)).all()
+    post_closes = clean_posts["session_date"].map(lambda d: session_close(d).tz_localize(None))
+    post_lag = clean_posts["fetched_at"] - post_closes
+    assert post_lag.between(pd.Timedelta(minutes=1), pd.Timedelta(minutes=10)).all()
+
+
+# --------------------------------------------------------------------------------------------
+# prices
+# --------------------------------------------------------------------------------------------
+
+
+@settings(max_examples=30, deadline=None)
+@given(ticker=st.text(min_size=1, max_size=8))
+def test_any_symbol_gets_a_profile_in_the_documented_ranges(ticker):
+    profile = ticker_profile(ticker, SEED)
+    assert 10.0 <= profile.price_level <= 800.0
+    assert 0.15 <= profile.annual_volatility <= 0.80
+    assert 0.0 < profile.beta <= 1.5
+    bars = generate_price_history([ticker], ["2024-01-02"], seed=SEED, dirt=False)
+    # The anchor session closes at the ticker's level.
+    assert bars["close"].iloc[0] == pytest.approx(profile.price_level, abs=0.006)
+
+
+@pytest.fixture(scope="module")
+def long_history() -> pd.DataFrame:
+    """Twenty tickers over the whole span, without dirt: the simulator's own output."""
+    return generate_price_history(
+        synthetic_universe(70)[50:], calendar_sessions(), seed=SEED, dirt=False
+    )
+
+
+def test_clean_bars_are_consistent_everywhere_on_the_span(long_history):
+    bars = long_history
+    assert len(bars) == 20 * len(calendar_sessions())
+    assert valid_prices(bars).all()
+    assert (bars["volume"] == np.round(bars["volume"])).all()
+    assert (bars["adj_close"] == bars["close"]).all()
+
+
+def _returns(bars: pd.DataFrame) -> pd.DataFrame:
+    closes = bars.pivot(index="session_date", columns="ticker", values="close")
+    return np.log(closes).diff().iloc[1:]
+
+
+def test_returns_look_like_stock_returns(long_history):
+    returns = _returns(long_history)
+    realised = returns.std() * np.sqrt(252)
+    targets = pd.Series({t: ticker_profile(t, SEED).annual_volatility for t in returns.columns})
+    assert realised.between(0.10, 0.95).all()
+    assert np.corrcoef(realised, targets[realised.index])[0, 1] > 0.9
+    assert (returns.kurt() > 1.0).all()  # fat tails
+    absolute = returns.abs()
+    clustering = absolute.apply(lambda c: c.autocorr(1))  # big moves follow big moves
+    assert clustering.mean() > 0.08 and (clustering > 0.03).all()
+    pairwise = returns.corr().to_numpy()[np.triu_indices(returns.shape[1], 1)]
+    assert pairwise.mean() > 0.1  # a common market factor
+
+
+def test_opens_gap_from_the_previous_close_and_sometimes_jump(long_history):
+    bars = long_history.sort_values(["ticker", "session_date"])
+    previous_close = bars.groupby("ticker")["close"].shift(1)
+    gap = np.log(bars["open"] / previous_close).dropna()
+    assert (gap != 0).mean() > 0.9
+    daily_vol = bars["ticker"].map(
+        lambda t: ticker_profile(t, SEED).annual_volatility / np.sqrt(252)
+    )
+    big_gaps = (gap.abs() > 3 * daily_vol[gap.index]).mean()
+    assert 0.003 < big_gaps < 0.05  # earnings-like jumps, a few per year
+
+
+def test_volume_rises_with_big_moves_and_with_reddit_attention(long_history):
+    bars = long_history.sort_values(["ticker", "session_date"])
+    tickers = bars["ticker"].unique()
+    hidden = latent_sentiment(tickers, calendar_sessions(), SEED).sort_values(
+        ["ticker", "session_date"]
+    )
+    log_volume = np.log(bars["volume"].to_numpy())
+    by_ticker = pd.Series(log_volume).groupby(bars["ticker"].to_numpy())
+    demeaned = log_volume - by_ticker.transform("mean").to_numpy()
+    move = np.abs(np.log(bars["close"] / bars.groupby("ticker")["close"].shift(1))).to_numpy()
+    seen = np.isfinite(move)
+    assert np.corrcoef(demeaned[seen], move[seen])[0, 1] > 0.2
+    assert np.corrcoef(demeaned, np.log(hidden["attention"].to_numpy()))[0, 1] > 0.5
+
+
+# --------------------------------------------------------------------------------------------
+# Reddit
+# --------------------------------------------------------------------------------------------
+
+
+def _inside_windows(frame: pd.DataFrame) -> bool:
+    windows = {day: reddit_window(day) for day in frame["session_date"].unique()}
+    start = frame["session_date"].map(lambda d: windows[d][0].tz_localize(None))
+    end = frame["session_date"].map(lambda d: windows[d][1].tz_localize(None))
+    return bool(((frame["created_utc"] >= start) & (frame["created_utc"] < end)).all())
+
+
+def test_every_post_and_comment_lies_in_its_sessions_window(posts, comments):
+    assert _inside_windows(posts)
+    assert _inside_windows(comments)
+
+
+def test_comments_come_after_their_post_mostly_in_the_same_window(clean_comments):
+    # Posts of the window before the range too: late comments on them fall into the first session.
+    all_posts = posts_of(sessions_between("2023-12-29", SESSIONS[-1]), dirt=False)
+    joined = clean_comments.merge(
+        all_posts[["post_id", "created_utc", "session_date", "subreddit"]],
+        on="post_id",
+        suffixes=("", "_post"),
+        how="left",
+        validate="many_to_one",
+    )
+    assert joined["created_utc_post"].notna().all()
+    assert (joined["created_utc"] > joined["created_utc_post"]).all()
+    assert (joined["subreddit"] == joined["subreddit_post"]).all()
+    same_window = (joined["session_date"] == joined["session_date_post"]).mean()
+    assert 0.8 < same_window < 1.0
+
+
+def test_weekend_and_holiday_chatter_belongs_to_the_next_session(clean_posts):
+    local = clean_posts["created_utc"].dt.tz_localize("UTC").dt.tz_convert(NEW_YORK)
+    weekend = clean_posts[local.dt.dayofweek >= 5]
+    assert len(weekend) > 100
+    assert (weekend["session_date"].dt.dayofweek <= 1).all()  # Monday, or Tuesday after a holiday
+    mlk_day = clean_posts[local.dt.date == pd.Timestamp("2024-01-15").date()]
+    assert len(mlk_day) > 10
+    assert (mlk_day["session_date"] == pd.Timestamp("2024-01-16")).all()
+    per_session = clean_posts.groupby("session_date").size()
+    assert (
+        per_session[per_session.index.dayofweek == 0].mean()
+        > 1.3 * per_session[per_session.index.dayofweek.isin([2, 3])].mean()
+    )
+
+
+def test_posting_follows_the_trading_day(clean_posts):
+    local = clean_posts["created_utc"].dt.tz_localize("UTC").dt.tz_convert(NEW_YORK)
+    weekday = local.dt.dayofweek < 5
+    hours = local[weekday].dt.hour
+    assert (hours == 9).sum() > 4 * (hours == 3).sum()
+    assert (hours == 15).sum() > 2 * (hours == 22).sum()
+
+
+def test_volumes_of_posts_and_comments_at_scale_one(clean_posts, clean_comments):
+    per_session = clean_posts.groupby("session_date").size()
+    midweek = per_session[per_session.index.dayofweek.isin([2, 3])]
+    assert 40 <= midweek.mean() <= 80
+    assert 3.0 <= len(clean_comments) / len(clean_posts) <= 5.0
+    assert set(clean_posts["subreddit"]) == set(SUBREDDITS)
+    shares = clean_posts["subreddit"].value_counts(normalize=True)
+    assert shares.idxmax() == "wallstreetbets"
+
+
+def test_scale_multiplies_rows():
+    days = SESSIONS[10:16]
+    base_posts, base_comments = len(posts_of(days, dirt=False)), len(comments_of(days, dirt=False))
+    big_posts = len(posts_of(days, scale=4.0, dirt=False))
+    big_comments = len(comments_of(days, scale=4.0, dirt=False))
+    assert 3.3 < big_posts / base_posts < 4.7
+    assert 3.3 < big_comments / base_comments < 4.7
+    assert len(posts_of(days, scale=0.25, dirt=False)) < 0.4 * base_posts
+
+
+def test_ids_and_authors_look_like_reddits(clean_posts, clean_comments):
+    for ids in (clean_posts["post_id"], clean_comments["comment_id"]):
+        assert ids.is_unique
+        assert ids.str.fullmatch(r"[0-9a-z]{6,8}").all()  # base 36, no "t3_"/"t1_" prefix
+    expected_urls = "https://www.reddit.com/r/" + clean_posts["subreddit"] + "/comments/"
+    assert (clean_posts["url"] == expected_urls + clean_posts["post_id"] + "/").all()
+    authors = pd.concat([clean_posts["author"], clean_comments["author"]])
+    assert (authors == "[deleted]").mean() > 0.005
+    assert authors.isna().any()
+    active = authors.dropna().value_counts()
+    assert active.iloc[0] > 10 * active.median()  # power users
+
+
+MENTION = re.compile(
+    r"(?<![\w$])(\$?)(" + "|".join(sorted(DEFAULT_UNIVERSE, key=len, reverse=True)) + r")\b"
+)
+
+
+def _mentions(frame: pd.DataFrame, text_column: str) -> pd.DataFrame:
+    found = frame[text_column].fillna("").str.extractall(MENTION.pattern)
+    found.columns = ["cashtag", "ticker"]
+    found = found.join(frame[["session_date"]], on=found.index.get_level_values(0))
+    return found.reset_index(drop=True)
+
+
+def test_texts_name_tickers_as_cashtags_and_bare_symbols_next_to_decoys(
+    clean_posts, clean_comments
+):
+    texts = pd.concat(
+        [clean_posts["title"] + " " + clean_posts["selftext"], clean_comments["body"]]
+    )
+    words = set(" ".join(texts).replace(",", " ").replace(".", " ").replace(":", " ").split())
+    assert set(DECOY_WORDS) <= words
+    assert not set(DECOY_WORDS) & set(DEFAULT_UNIVERSE)
+    lowered = " ".join(texts).lower()
+    for slang in ("calls", "puts", "moon", "bagholder", "tendies", "rug pull"):
+        assert slang in lowered
+    mentions = _mentions(clean_posts.assign(text=clean_posts["title"]), "text")
+    assert 0.3 < (mentions["cashtag"] == "$").mean() < 0.7
+    counts = mentions["ticker"].value_counts()
+    popular = counts.reindex(["GME", "TSLA", "NVDA", "AMC", "PLTR"]).fillna(0)
+    others = counts.reindex([t for t in DEFAULT_UNIVERSE if t not in popular.index]).fillna(0)
+    assert popular.min() > 2 * others.median()
+
+
+def test_mentions_surge_with_attention(clean_posts):
+    mentions = _mentions(clean_posts.assign(text=clean_posts["title"]), "text")
+    counts = mentions.groupby(["ticker", "session_date"]).size()
+    hidden = latent_sentiment(DEFAULT_UNIVERSE, SESSIONS, SEED).set_index(
+        ["ticker", "session_date"]
+    )
+    table = hidden.join(counts.rename("mentions")).fillna({"mentions": 0})
+    table["popularity"] = table.index.get_level_values(0).map(
+        lambda t: ticker_profile(t, SEED).popularity
+    )
+    expected = table["popularity"] * table["attention"]
+    assert np.corrcoef(expected, table["mentions"])[0, 1] > 0.5
+    # Within a ticker, its busy sessions (high attention) draw more mentions than its quiet ones.
+    busy = table["attention"] > table.groupby(level=0)["attention"].transform("median")
+    per_ticker = table.groupby([table.index.get_level_values(0), busy])["mentions"].mean().unstack()
+    assert (per_ticker[True] > per_ticker[False]).mean() > 0.75
+
+
+@pytest.fixture(scope="module")
+def vader() -> SentimentIntensityAnalyzer:
+    return SentimentIntensityAnalyzer()
+
+
+def test_vader_reads_the_latent_sentiment_in_the_chatter(clean_posts, vader):
+    single = clean_posts[~clean_posts["selftext"].str.contains("Also watching")]
+    text_of = single["title"] + " " + single["selftext"]
+    found = single["title"].str.extract(MENTION.pattern)[1]
+    about = single.assign(ticker=found.to_numpy(), text=text_of.to_numpy()).dropna(
+        subset=["ticker"]
+    )
+    about = about.iloc[:1500]
+    about["compound"] = [vader.polarity_scores(t)["compound"] for t in about["text"]]
+    hidden = latent_sentiment(DEFAULT_UNIVERSE, SESSIONS, SEED)
+    scored = about.merge(hidden, on=["ticker", "session_date"])
+    assert len(scored) == len(about) > 1000
+    assert scored["compound"].corr(scored["sentiment"], method="spearman") > 0.35
+    bullish = scored[scored["sentiment"] > 1]["compound"].mean()
+    bearish = scored[scored["sentiment"] < -1]["compound"].mean()
+    assert bullish > 0.2 and bearish < -0.2
+
+
+def test_comment_tone_follows_the_sentiment_of_its_own_session(clean_comments, vader):
+    mentioned = clean_comments["body"].str.extract(MENTION.pattern)[1]
+    named = clean_comments.assign(ticker=mentioned.to_numpy()).dropna(subset=["ticker"]).iloc[:1500]
+    named["compound"] = [vader.polarity_scores(b)["compound"] for b in named["body"]]
+    hidden = latent_sentiment(DEFAULT_UNIVERSE, SESSIONS, SEED)
+    scored = named.merge(hidden, on=["ticker", "session_date"])
+    assert scored["compound"].corr(scored["sentiment"], method="spearman") > 0.35
+
+
+def test_comment_counts_match_the_comments_fetched_before_the_post(clean_posts):
+    days = SESSIONS[30:33]
+    day_posts = clean_posts[clean_posts["session_date"].isin(days)]
+    later = comments_of(sessions_between(days[0], SESSIONS[34]), dirt=False)
+    joined = later.merge(day_posts[["post_id", "fetched_at"]], on="post_id", suffixes=("", "_post"))
+    before_fetch = joined[joined["created_utc"] < joined["fetched_at_post"]]
+    counted = before_fetch.groupby("post_id").size().reindex(day_posts["post_id"]).fillna(0)
+    assert (counted.to_numpy() == day_posts["num_comments"].to_numpy()).all()
+    assert day_posts["num_comments"].max() > 10  # some posts draw a crowd
+
+
+# --------------------------------------------------------------------------------------------
+# the planted edge
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", [sample_market.DEFAULT_SEED, 11])
+def test_planted_edge_has_the_documented_size_and_no_look_ahead(seed):
+    summary = planted_edge_summary(DEFAULT_UNIVERSE, calendar_sessions(), seed=seed)
+    assert summary["observations"] > 300_000
+    assert 0.03 <= summary["ic_5"] <= 0.06
+    assert 0.02 <= summary["ic_1"] <= summary["ic_5"]
+    assert summary["quintile_spread_5"] > summary["quintile_spread_1"] > 0
+    # What is new in s_D is unrelated to D's own return: D's price never saw D's mood.
+    assert abs(summary["ic_same_session_innovation"]) < 0.01
+
+
+def test_edge_measured_from_the_generated_bars_matches_the_summary():
+    sessions = calendar_sessions()[4000:5500]
+    bars = generate_price_history(DEFAULT_UNIVERSE, sessions, seed=SEED, dirt=False)
+    closes = bars.pivot(index="session_date", columns="ticker", values="close")
+    forward = np.log(closes.shift(-5) / closes).iloc[:-5]
+    hidden = latent_sentiment(DEFAULT_UNIVERSE, sessions, SEED).pivot(
+        index="session_date", columns="ticker", values="sentiment"
+    )
+    hidden = hidden.loc[forward.index]
+    ics = hidden.rank(axis=1).corrwith(forward.rank(axis=1), axis=1)
+    summary = planted_edge_summary(DEFAULT_UNIVERSE, sessions[:-5], seed=SEED)
+    assert ics.mean() > 0.02
+    assert ics.mean() == pytest.approx(summary["ic_5"], abs=0.003)  # (prices rounded to cents)
+
+
+def test_latent_sentiment_is_a_persistent_unit_variance_state():
+    hidden = latent_sentiment(["AAPL", "ZZZ"], calendar_sessions(), SEED)
+    for _, series in hidden.groupby("ticker")["sentiment"]:
+        assert series.std() == pytest.approx(1.0, abs=0.1)
+        assert series.autocorr(1) == pytest.approx(sample_market.SENTIMENT_PERSISTENCE, abs=0.05)
+
+
+def test_edge_summary_needs_a_cross_section():
+    with pytest.raises(ValueError, match="at least 5 tickers"):
+        planted_edge_summary(["AAPL", "MSFT"], SESSIONS)
+
+
+# --------------------------------------------------------------------------------------------
+# dirt
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def wide_prices() -> tuple[pd.DataFrame, pd.DataFrame]:
+    tickers, sessions = synthetic_universe(200), calendar_sessions()[6000:6250]
+    return (
+        generate_price_history(tickers, sessions, seed=SEED),
+        generate_price_history(tickers, sessions, seed=SEED, dirt=False),
+    )
+
+
+def _near(measured: float, rate: float, trials: int) -> bool:
+    """Within 4.5 binomial standard deviations of the documented rate."""
+    return abs(measured - rate) <= 4.5 * np.sqrt(rate * (1 - rate) / trials) + 1e-9
+
+
+def test_price_dirt_comes_at_the_documented_rates(wide_prices):
+    dirty, clean = wide_prices
+    trials = len(clean)
+    values = ["open", "high", "low", "close", "volume"]
+    truth = clean.set_index(["ticker", "session_date"])[values]
+    matched = dirty.join(truth, on=["ticker", "session_date"], rsuffix="_true")
+    same_values = (
+        matched[values].to_numpy() == matched[[v + "_true" for v in values]].to_numpy()
+    ).all(axis=1)
+    valid = valid_prices(matched)
+    counts = {
+        "non_positive_price": (matched[["open", "low", "close"]] <= 0).any(axis=1).sum(),
+        "high_below_low": (matched["high"] < matched["low"]).sum(),
+        "nan_volume": matched["volume"].isna().sum(),
+        "malformed_symbol": (~matched["ticker"].map(lambda t: bool(TICKER_PATTERN.match(t)))).sum(),
+        # Every key has its true row once; any further row with the true values is a repeat.
+        "repeat_fetch": same_values.sum() - trials,
+        # A valid row with other values is a preliminary fetch, corrected by a later one.
+        "corrected_refetch": (valid & ~same_values).sum(),
+    }
+    assert set(counts) == set(PRICE_DIRT_RATES)
+    for kind, rate in PRICE_DIRT_RATES.items():
+        assert _near(counts[kind] / trials, rate, trials), (kind, counts[kind] / trials, rate)
+    assert "" in set(dirty["ticker"])  # an empty symbol is among the malformed ones
+    preliminary = matched[valid & ~same_values]
+    assert (preliminary["volume"] < preliminary["volume_true"]).all()
+
+
+def test_validation_rules_recover_the_true_bars_from_the_dirt(wide_prices):
+    dirty, clean = wide_prices
+    recovered = latest_valid(dirty, ["ticker", "session_date"], valid_prices(dirty))
+    expected = clean.sort_values(["ticker", "session_date"]).reset_index(drop=True)
+    # Corrections are fetched later than the first fetch: only fetched_at may differ.
+    pd.testing.assert_frame_equal(
+        recovered.drop(columns="fetched_at"), expected.drop(columns="fetched_at")
+    )
+    assert (recovered["fetched_at"] >= expected["fetched_at"]).all()
+    assert valid_prices(clean).all() and not clean.duplicated(["ticker", "session_date"]).any()
+
+
+def test_reddit_dirt_comes_at_the_documented_rates(posts, clean_posts, comments, clean_comments):
+    post_trials, comment_trials = len(clean_posts), len(clean_comments)
+    extra_posts = posts.merge(clean_posts, how="left", indicator=True)
+    extra_posts = extra_posts[extra_posts["_merge"] == "left_only"]
+    edited = extra_posts["selftext"].str.contains("EDIT:", regex=False)
+    missing_title = extra_posts["title"].isna()
+    repeated = ~edited & ~missing_title
+    measured_posts = {
+        "repeat_fetch": repeated.sum() / post_trials,
+        "edited_refetch": edited.sum() / post_trials,
+        "missing_title": missing_title.sum() / post_trials,
+    }
+    for kind, rate in POST_DIRT_RATES.items():
+        assert _near(measured_posts[kind], rate, post_trials), (kind, measured_posts[kind])
+    empty = comments["body"] == ""
+    measured_comments = {
+        "duplicate_fetch": comments["comment_id"].duplicated().sum() / comment_trials,
+        "empty_body": empty.sum() / comment_trials,
+    }
+    for kind, rate in COMMENT_DIRT_RATES.items():
+        assert _near(measured_comments[kind], rate, comment_trials), (kind, measured_comments[kind])
+    assert comments.loc[empty, "author"].isna().all()
+
+
+def test_validation_rules_recover_the_true_chatter_from_the_dirt(
+    posts, clean_posts, comments, clean_comments
+):
+    recovered = latest_valid(
+        posts, ["post_id"], nonblank(posts["title"]) & nonblank(posts["post_id"])
+    )
+    truth = clean_posts.sort_values("post_id").reset_index(drop=True)
+    stable = ["post_id", "subreddit", "author", "title", "created_utc", "url", "session_date"]
+    pd.testing.assert_frame_equal(recovered[stable], truth[stable])
+    # An edit only adds a note and reports the later score and comment count.
+    kept_text = [new.startswith(old) for new, old in zip(recovered["selftext"], truth["selftext"])]
+    assert all(kept_text)
+    assert (recovered["num_comments"] >= truth["num_comments"]).all()
+    assert (recovered["score"] >= truth["score"]).all()
+    assert (recovered["num_comments"] > truth["num_comments"]).any()
+
+    recovered_comments = latest_valid(comments, ["comment_id"], nonblank(comments["body"]))
+    true_comments = clean_comments.sort_values("comment_id").reset_index(drop=True)
+    pd.testing.assert_frame_equal(
+        recovered_comments.drop(columns=["score", "fetched_at"]),
+        true_comments.drop(columns=["score", "fetched_at"]),
+    )
