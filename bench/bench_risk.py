@@ -52,7 +52,9 @@ def _best_of(repeats: int, action) -> float:
 def run(quick: bool = False) -> dict[str, float | int | str]:
     batch_size, loop_size = (20_000, 2_000) if quick else (200_000, 20_000)
     manager = RiskManager()
-    portfolio = PortfolioState(value=1_000_000.0, peak_value=1_050_000.0, open_tickers=("AAPL", "MSFT"))
+    portfolio = PortfolioState(
+        value=1_000_000.0, peak_value=1_050_000.0, open_tickers=("AAPL", "MSFT")
+    )
     frame = synthetic_signals(batch_size)
 
     batch_seconds = _best_of(3, lambda: manager.evaluate_batch(frame, portfolio))
@@ -66,13 +68,20 @@ def run(quick: bool = False) -> dict[str, float | int | str]:
         ].itertuples(index=False)
     ]
 
-    def loop() -> None:
+    def loop() -> list[str]:
         state = portfolio
+        reasons = []
         for signal in signals:
-            if manager.evaluate(signal, state).accepted:
+            decision = manager.evaluate(signal, state)
+            if decision.accepted:
                 state = state.with_opened(signal.ticker)
+            reasons.append(";".join(decision.reasons))
+        return reasons
 
     loop_seconds = _best_of(3, loop)
+    # The speed is only worth having if both paths decide alike.
+    batch_reasons = manager.evaluate_batch(loop_frame, portfolio)["reasons"].tolist()
+    disagreements = sum(a != b for a, b in zip(loop(), batch_reasons, strict=True))
     batch_rate = batch_size / batch_seconds
     loop_rate = loop_size / loop_seconds
     return {
@@ -82,6 +91,7 @@ def run(quick: bool = False) -> dict[str, float | int | str]:
         "evaluate_loop_signals": loop_size,
         "evaluate_loop_signals_per_s": round(loop_rate),
         "batch_vs_loop_speedup": round(batch_rate / loop_rate, 1),
+        "batch_vs_loop_disagreements": disagreements,
     }
 
 

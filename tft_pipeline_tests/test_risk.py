@@ -725,3 +725,14 @@ def test_grouping_of_message_keys_survives_huge_key_combinations():
     keys = [rng.integers(0, 3, 1000), rng.integers(0, 7, 1000), np.zeros(1000, dtype=np.int64)]
     expected = pd.DataFrame(dict(enumerate(keys))).groupby([0, 1, 2], sort=False).ngroup()
     assert _group_ids(1000, keys).tolist() == expected.tolist()
+
+
+def test_quick_benchmark_reports_rates_and_batch_agrees_with_the_loop():
+    from bench.bench_risk import run
+
+    figures = run(quick=True)
+
+    assert figures["evaluate_batch_signals"] == 20_000
+    assert figures["batch_vs_loop_disagreements"] == 0
+    assert figures["evaluate_batch_signals_per_s"] > figures["evaluate_loop_signals_per_s"] > 0
+    assert figures["batch_vs_loop_speedup"] > 1
