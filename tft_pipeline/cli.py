@@ -84,7 +84,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands.add_parser("report", help="print the warehouse report")
     args = parser.parse_args(argv)
 
-    console = Console()
+    # Wide enough for the report's tables when output is not a terminal (CI logs, pipes).
+    console = Console(width=None if sys.stdout.isatty() else 120)
     warning = env_file_permissions_warning(PROJECT_ROOT / ".env")
     if warning:
         console.print(f"[yellow]warning:[/yellow] {warning}")

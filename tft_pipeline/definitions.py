@@ -6,7 +6,7 @@ from pathlib import Path
 
 from dagster import Definitions, EnvVar, load_assets_from_modules
 
-from tft_pipeline.defs.assets import clean, export, ingest
+from tft_pipeline.defs.assets import clean, export, features, ingest, portfolio, signals
 from tft_pipeline.defs.io_manager import WarehouseIOManager
 from tft_pipeline.defs.jobs import daily_session_chain
 from tft_pipeline.defs.resources import (
@@ -64,7 +64,7 @@ def build_definitions(settings: Settings) -> Definitions:
     warehouse_path = str(settings.resolved_warehouse_path())
     export_dir = Path(warehouse_path).parent / "export"
     return Definitions(
-        assets=load_assets_from_modules([ingest, clean, export]),
+        assets=load_assets_from_modules([ingest, clean, features, signals, portfolio, export]),
         jobs=[daily_session_chain],
         schedules=[daily_session_schedule],
         resources={

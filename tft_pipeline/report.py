@@ -21,7 +21,7 @@ def _table(title: str, frame: pd.DataFrame, numeric_format: str = "{:,.2f}") -> 
         for value in row:
             if isinstance(value, float):
                 cells.append(numeric_format.format(value))
-            elif isinstance(value, int):
+            elif isinstance(value, int) and not isinstance(value, bool):
                 cells.append(f"{value:,}")
             else:
                 cells.append(str(value))
@@ -45,7 +45,14 @@ def warehouse_summary(warehouse: Warehouse) -> dict[str, pd.DataFrame]:
             f'SELECT count(*) AS rows FROM "{schema}"."{table}"'
         )
         counts.append({"table": name, **stats.iloc[0].to_dict()})
-    summary = {"tables": pd.DataFrame(counts)}
+    tables_frame = pd.DataFrame(counts)
+    for column in ("rows", "sessions"):
+        if column in tables_frame:
+            tables_frame[column] = tables_frame[column].fillna(0).astype("int64")
+    for column in ("first", "last"):
+        if column in tables_frame:
+            tables_frame[column] = pd.to_datetime(tables_frame[column]).dt.strftime("%Y-%m-%d").fillna("")
+    summary = {"tables": tables_frame}
     if "clean.rejected_rows" in tables:
         summary["rejected"] = warehouse.query(
             "SELECT source, split_part(split_part(reason, ';', 1), ' (', 1) AS reason, count(*) AS rows "

@@ -39,7 +39,7 @@ class RiskSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="TFT_RISK_", env_file=".env", extra="ignore")
 
-    min_confidence: float | None = Field(default=None, ge=0.0, le=1.0)
+    min_confidence: float | None = Field(default=None, gt=0.0, le=1.0)
     min_reward_risk: float | None = Field(default=None, gt=0.0)
     risk_per_trade: float | None = Field(default=None, gt=0.0, le=1.0)
     max_position_fraction: float | None = Field(default=None, gt=0.0, le=1.0)

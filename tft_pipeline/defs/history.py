@@ -1,0 +1,27 @@
+"""Reading history before a run's first session from the warehouse (for lookback windows)."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from tft_pipeline.trading_calendar import nyse_calendar
+from tft_pipeline.warehouse import Warehouse
+
+
+def sessions_back(session: pd.Timestamp, count: int) -> pd.Timestamp:
+    """The session ``count`` sessions before ``session`` (or the calendar's first)."""
+    sessions = nyse_calendar().sessions
+    position = int(sessions.searchsorted(pd.Timestamp(session), side="left"))
+    return pd.Timestamp(sessions[max(0, position - count)])
+
+
+def read_history(
+    warehouse: Warehouse, table: str, first: pd.Timestamp, last: pd.Timestamp, lookback: int
+) -> pd.DataFrame:
+    """Rows of ``table`` from ``lookback`` sessions before ``first`` through ``last`` (empty if absent)."""
+    if not warehouse.table_exists(table):
+        return pd.DataFrame()
+    frame = warehouse.read_sessions(table, sessions_back(first, lookback), last)
+    if "session_date" in frame.columns:
+        frame["session_date"] = pd.to_datetime(frame["session_date"]).astype("datetime64[ns]")
+    return frame
