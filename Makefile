@@ -22,7 +22,7 @@ $(CURDIR)/.tools/bin/uv:
 	$(CURDIR)/.tools/bin/pip install --quiet --disable-pip-version-check uv
 
 .venv/.installed: pyproject.toml uv.lock | $(UV)
-	$(UV) sync --frozen
+	$(UV) sync --frozen --inexact
 	@touch $@
 
 .venv/.installed-dev: pyproject.toml uv.lock | $(UV)
