@@ -570,6 +570,25 @@ def test_validation_rules_recover_the_true_bars_from_the_dirt(wide_prices):
     assert valid_prices(clean).all() and not clean.duplicated(["ticker", "session_date"]).any()
 
 
+@settings(max_examples=20, deadline=None)
+@given(
+    seed=st.integers(0, 2**32),
+    tickers=st.lists(st.sampled_from(synthetic_universe(80)), min_size=1, max_size=6, unique=True),
+    first=st.integers(0, 7000),
+    length=st.integers(1, 40),
+)
+def test_for_any_seed_and_range_validation_undoes_the_price_dirt(seed, tickers, first, length):
+    sessions = calendar_sessions()[first : first + length]
+    dirty = generate_price_history(tickers, sessions, seed=seed)
+    clean = generate_price_history(tickers, sessions, seed=seed, dirt=False)
+    assert valid_prices(clean).all()
+    recovered = latest_valid(dirty, ["ticker", "session_date"], valid_prices(dirty))
+    expected = clean.sort_values(["ticker", "session_date"]).reset_index(drop=True)
+    pd.testing.assert_frame_equal(
+        recovered.drop(columns="fetched_at"), expected.drop(columns="fetched_at")
+    )
+
+
 def test_reddit_dirt_comes_at_the_documented_rates(posts, clean_posts, comments, clean_comments):
     post_trials, comment_trials = len(clean_posts), len(clean_comments)
     extra_posts = posts.merge(clean_posts, how="left", indicator=True)
