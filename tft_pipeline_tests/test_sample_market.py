@@ -27,7 +27,7 @@ from tft_pipeline.sample_market import (
 from tft_pipeline.sample_market import prices as prices_module
 from tft_pipeline.sample_market import reddit as reddit_module
 from tft_pipeline.sample_market.span import calendar_sessions
-from tft_pipeline.sample_market.text import DECOY_WORDS
+from tft_pipeline.sample_market.text import DECOY_WORDS, TRADING_SLANG
 from tft_pipeline.tables import RAW_COMMENT_COLUMNS, RAW_POST_COLUMNS, RAW_PRICE_COLUMNS
 from tft_pipeline.trading_calendar import (
     NEW_YORK,
@@ -397,7 +397,7 @@ def test_texts_name_tickers_as_cashtags_and_bare_symbols_next_to_decoys(
     assert set(DECOY_WORDS) <= words
     assert not set(DECOY_WORDS) & set(DEFAULT_UNIVERSE)
     lowered = " ".join(texts).lower()
-    for slang in ("calls", "puts", "moon", "bagholder", "tendies", "rug pull"):
+    for slang in TRADING_SLANG:
         assert slang in lowered
     mentions = _mentions(clean_posts.assign(text=clean_posts["title"]), "text")
     assert 0.3 < (mentions["cashtag"] == "$").mean() < 0.7

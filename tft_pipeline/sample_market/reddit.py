@@ -399,7 +399,9 @@ def _posts_of(config: RedditConfig, ordinals: np.ndarray) -> tuple[pd.DataFrame,
     second_sentence = np.where(
         second >= 0,
         text.concat(
-            " Also watching ", _references(config, second, column("post_second_cashtag")), "."
+            text.SECOND_TICKER_BEFORE,
+            _references(config, second, column("post_second_cashtag")),
+            text.SECOND_TICKER_AFTER,
         ),
         "",
     )

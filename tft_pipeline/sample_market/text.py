@@ -120,7 +120,7 @@ POST_FILLERS: tuple[str, ...] = (
     " I am in the USA, trading FOR two years.",
     " Posting IT here FOR the DD crowd.",
 )
-SECOND_TICKER_SENTENCE = " Also watching {T}."
+SECOND_TICKER_BEFORE, SECOND_TICKER_AFTER = " Also watching ", "."  # around a second ticker
 
 COMMENT_SENTENCES: dict[int, dict[bool, tuple[str, ...]]] = {
     BULLISH: {
