@@ -364,6 +364,26 @@ def test_503s_are_retried_by_prawcore_then_by_us_until_success(failures):
     assert fake_time.sleeps == [2.0 * 2**index for index in range(failures // 3)]
 
 
+def test_on_retry_hears_each_backoff_but_not_the_rate_limiters_waits():
+    fake_time = FakeTime()
+    events = []
+    with FakeReddit(hourly_posts(3)) as fake:
+        fake.script(LISTING, [Fault.server_error(503)] * 6)
+        make_source(
+            fake.url, fake_time, requests_per_second=10.0, on_retry=events.append
+        ).fetch_posts(START, END)
+        total_requests = len(fake.requests)
+    assert [(event.attempt, event.delay, event.status) for event in events] == [
+        (1, 2.0, 503),
+        (2, 4.0, 503),
+    ]
+    # Each request waited its 0.1 s slot, except the first and those right after a backoff (their
+    # slot had already passed); the fake clock moves only when slept on.
+    pacing = [seconds for seconds in fake_time.sleeps if seconds not in (2.0, 4.0)]
+    assert pacing == pytest.approx([0.1] * (total_requests - 1 - len(events)))
+    assert sum(fake_time.sleeps) == pytest.approx(2.0 + 4.0 + 0.1 * len(pacing))
+
+
 def test_connection_refused_is_retried_then_fails_with_a_clear_message():
     fake_time = FakeTime()
     source = make_source(closed_port_url(), fake_time)

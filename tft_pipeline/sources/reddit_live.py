@@ -55,6 +55,7 @@ from tft_pipeline.retry import (
     REDDIT_CONFIG,
     RateLimiter,
     RetryConfig,
+    RetryEvent,
     UniformSource,
     describe_failure,
     http_status_of,
@@ -175,7 +176,8 @@ class LiveRedditSource(RedditSource):
     own configuration (``praw.ini`` section ``site_name`` or ``praw_site``, ``praw_*`` variables),
     as praw users expect; ``oauth_url``/``reddit_url`` likewise default to praw's (Reddit's).
     ``sleep``/``clock``/``rng`` drive the retry layer and the rate limiter (tests inject fakes);
-    ``now`` stamps ``fetched_at``. ``requests_per_second=None`` turns our rate limiter off
+    ``now`` stamps ``fetched_at``; ``on_retry`` hears of every backoff of our layer (not the rate
+    limiter's waits, which share ``sleep``). ``requests_per_second=None`` turns our rate limiter off
     (prawcore still follows Reddit's rate-limit headers).
     """
 
@@ -201,6 +203,7 @@ class LiveRedditSource(RedditSource):
         clock: Callable[[], float] = time.monotonic,
         now: Callable[[], pd.Timestamp | dt.datetime] = _default_now,
         rng: UniformSource | None = None,
+        on_retry: Callable[[RetryEvent], None] | None = None,
     ) -> None:
         names = tuple(name.strip().removeprefix("r/") for name in subreddits if name.strip())
         if not names:
@@ -226,6 +229,7 @@ class LiveRedditSource(RedditSource):
         self._clock = clock
         self._now = now
         self._rng = rng
+        self._on_retry = on_retry
         self._uses_password = bool(username or password)
         limiter = (
             RateLimiter(requests_per_second, clock=clock, sleep=sleep)
@@ -421,7 +425,11 @@ class LiveRedditSource(RedditSource):
         than running it.
         """
         attempt = retry_with_backoff(
-            self.retry_config, sleep=self._sleep, clock=self._clock, rng=self._rng
+            self.retry_config,
+            sleep=self._sleep,
+            clock=self._clock,
+            rng=self._rng,
+            on_retry=self._on_retry,
         )(call)
 
         def guarded() -> T:
