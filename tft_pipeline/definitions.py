@@ -7,6 +7,11 @@ from pathlib import Path
 from dagster import Definitions, EnvVar, load_assets_from_modules
 
 from tft_pipeline.defs.assets import clean, export, features, ingest, portfolio, signals
+from tft_pipeline.defs.checks import (
+    latest_closed_session_loaded,
+    warehouse_freshness_job,
+    warehouse_freshness_schedule,
+)
 from tft_pipeline.defs.io_manager import WarehouseIOManager
 from tft_pipeline.defs.jobs import daily_session_chain
 from tft_pipeline.defs.resources import (
@@ -19,6 +24,8 @@ from tft_pipeline.defs.resources import (
     live_reddit_credentials,
 )
 from tft_pipeline.defs.schedules import daily_session_schedule
+from tft_pipeline.defs.security import warn_about_env_file_permissions
+from tft_pipeline.defs.sensors import run_failure_alert_sensor
 from tft_pipeline.settings import PROJECT_ROOT, DataSource, Settings, get_settings
 
 
@@ -65,8 +72,10 @@ def build_definitions(settings: Settings) -> Definitions:
     export_dir = Path(warehouse_path).parent / "export"
     return Definitions(
         assets=load_assets_from_modules([ingest, clean, features, signals, portfolio, export]),
-        jobs=[daily_session_chain],
-        schedules=[daily_session_schedule],
+        asset_checks=[latest_closed_session_loaded],
+        jobs=[daily_session_chain, warehouse_freshness_job],
+        schedules=[daily_session_schedule, warehouse_freshness_schedule],
+        sensors=[run_failure_alert_sensor(settings)],
         resources={
             **source_resources(settings),
             "universe": UniverseResource(tickers=list(settings.tickers)),
@@ -76,4 +85,5 @@ def build_definitions(settings: Settings) -> Definitions:
     )
 
 
+warn_about_env_file_permissions(PROJECT_ROOT / ".env")
 defs = build_definitions(get_settings())

@@ -1,0 +1,247 @@
+"""Test helpers for the operations tests: a recording webhook on 127.0.0.1, a throwaway PostgreSQL
+database, Dagster homes and processes started the way an operator starts them."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PG_HOST = os.environ.get("DAGSTER_PG_HOST", "127.0.0.1")
+PG_PORT = int(os.environ.get("DAGSTER_PG_PORT", "5432"))
+PG_USER = os.environ.get("DAGSTER_PG_USER", "postgres")
+PG_PASSWORD = os.environ.get("DAGSTER_PG_PASSWORD", "")
+
+
+# --- a webhook receiver ---------------------------------------------------------------------------
+
+
+@dataclass
+class WebhookReceiver:
+    """An HTTP server on 127.0.0.1 that records JSON posts and answers with ``status``."""
+
+    status: int = 200
+    delay_s: float = 0.0
+    posts: list[dict[str, Any]] = field(default_factory=list)
+    headers: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hooks/T0KEN-in-the-path"
+
+
+@contextmanager
+def webhook_receiver(status: int = 200, delay_s: float = 0.0) -> Iterator[WebhookReceiver]:
+    receiver = WebhookReceiver(status=status, delay_s=delay_s)
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            receiver.posts.append(json.loads(body))
+            receiver.headers.append(dict(self.headers))
+            if receiver.delay_s:
+                time.sleep(receiver.delay_s)  # a stalled server, to exercise the client's timeout
+            self.send_response(receiver.status)
+            self.end_headers()
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    receiver.port = server.server_address[1]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield receiver
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+# --- PostgreSQL -----------------------------------------------------------------------------------
+
+
+def postgres_unavailable_reason() -> str | None:
+    """Why the PostgreSQL server cannot be used (None when it can)."""
+    try:
+        import psycopg2
+    except ImportError as error:  # pragma: no cover - psycopg2-binary is a dependency
+        return f"psycopg2 is not installed: {error}"
+    try:
+        psycopg2.connect(
+            host=PG_HOST, port=PG_PORT, user=PG_USER, password=PG_PASSWORD, dbname="postgres",
+            connect_timeout=3,
+        ).close()
+    except psycopg2.OperationalError as error:
+        return f"no PostgreSQL server at {PG_USER}@{PG_HOST}:{PG_PORT}: {str(error).strip()}"
+    return None
+
+
+def require_postgres() -> None:
+    """Skip without a server; under CI (CI=true) a missing server fails the test instead."""
+    import pytest
+
+    reason = postgres_unavailable_reason()
+    if reason is None:
+        return
+    if os.environ.get("CI", "").strip().lower() in ("true", "1", "yes"):
+        pytest.fail(f"CI needs the PostgreSQL server: {reason}", pytrace=False)
+    pytest.skip(f"{reason} (set DAGSTER_PG_HOST/PORT/USER/PASSWORD; under CI=true this fails)")
+
+
+@contextmanager
+def temporary_postgres_database(prefix: str = "tft_test") -> Iterator[str]:
+    """A database of its own with a random name, dropped afterwards (connections terminated)."""
+    import psycopg2
+
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    admin = psycopg2.connect(
+        host=PG_HOST, port=PG_PORT, user=PG_USER, password=PG_PASSWORD, dbname="postgres"
+    )
+    admin.autocommit = True
+    try:
+        with admin.cursor() as cursor:
+            cursor.execute(f'CREATE DATABASE "{name}"')
+        yield name
+    finally:
+        with admin.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+                (name,),
+            )
+            cursor.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        admin.close()
+
+
+def postgres_env(database: str) -> dict[str, str]:
+    return {
+        "DAGSTER_PG_HOST": PG_HOST,
+        "DAGSTER_PG_PORT": str(PG_PORT),
+        "DAGSTER_PG_USER": PG_USER,
+        "DAGSTER_PG_PASSWORD": PG_PASSWORD,
+        "DAGSTER_PG_DB": database,
+    }
+
+
+# --- Dagster homes and processes ------------------------------------------------------------------
+
+
+def make_dagster_home(directory: Path, backend: str, extra_yaml: str = "") -> Path:
+    """A DAGSTER_HOME holding a copy of the shipped instance config (``sqlite`` or ``postgres``)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    config = (PROJECT_ROOT / "deploy" / backend / "dagster.yaml").read_text()
+    (directory / "dagster.yaml").write_text(config + ("\n" + extra_yaml if extra_yaml else ""))
+    return directory
+
+
+def pipeline_env(home: Path, warehouse: Path, tickers: str, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of a Dagster process over the sample data and a throwaway warehouse."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TFT_", "REDDIT_", "DAGSTER_"))}
+    env.update(
+        DAGSTER_HOME=str(home),
+        TFT_DATA_SOURCE="sample",
+        TFT_WAREHOUSE_PATH=str(warehouse),
+        TFT_TICKERS=tickers,
+        PYTHONUNBUFFERED="1",
+    )
+    env.update(extra or {})
+    return env
+
+
+def dagster_cli(*arguments: str) -> list[str]:
+    """A command of the virtualenv's ``dagster`` CLI (its console scripts live beside python)."""
+    scripts = Path(sys.executable).parent
+    name, *rest = arguments
+    executable = scripts / name
+    return [str(executable) if executable.exists() else shutil.which(name) or name, *rest]
+
+
+@dataclass
+class Service:
+    """A long-running Dagster process (daemon, webserver, dev) with its output in a file."""
+
+    name: str
+    process: subprocess.Popen
+    log_path: Path
+
+    def output(self, tail: int = 6000) -> str:
+        return self.log_path.read_text(errors="replace")[-tail:] if self.log_path.exists() else ""
+
+    def stop(self, timeout_s: float = 30.0) -> int | None:
+        """SIGTERM the process group (its code servers and run workers), then SIGKILL if needed."""
+        if self.process.poll() is None:
+            try:
+                os.killpg(self.process.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                self.process.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=10)
+        # Children left behind in the group (a run worker mid-step) go too.
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        return self.process.returncode
+
+
+def start_service(name: str, command: list[str], env: dict[str, str], log_dir: Path) -> Service:
+    """Start ``command`` in its own process group (so stopping it stops its children)."""
+    log_path = log_dir / f"{name}.log"
+    handle = log_path.open("w")
+    process = subprocess.Popen(
+        command, cwd=PROJECT_ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    handle.close()
+    return Service(name, process, log_path)
+
+
+def wait_for(predicate: Callable[[], Any], timeout_s: float, interval_s: float = 1.0, what: str = "") -> Any:
+    """Poll ``predicate`` until it returns something truthy; raise TimeoutError with ``what``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"waited {timeout_s:.0f}s for {what or predicate}")
+        time.sleep(interval_s)
+
+
+@contextmanager
+def dagster_home_env(home: Path, extra: dict[str, str] | None = None) -> Iterator[None]:
+    """Point this process at ``home`` (and the PG variables) while the block runs."""
+    saved = {key: os.environ.get(key) for key in ("DAGSTER_HOME", *(extra or {}))}
+    os.environ["DAGSTER_HOME"] = str(home)
+    os.environ.update(extra or {})
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
