@@ -1,4 +1,4 @@
-"""Backtest figures of the paper portfolio against equal-weight buy-and-hold, and its equity plot (pure, no Dagster).
+"""Backtest figures of the paper portfolio against buy-and-hold, and its equity plot (no Dagster).
 
 Definitions (one place, so the report, the README and the UI agree):
 - trades are the positions closed inside the range; ``hit_rate`` the share with pnl > 0;
@@ -199,7 +199,9 @@ def equity_plot_png(
     if benchmark is not None and len(benchmark) and len(values):
         scaled = benchmark.reindex(dates).to_numpy(dtype="float64")
         scaled = scaled / scaled[0] * values[0]
-        value_axes.plot(dates, scaled, color="tab:gray", linestyle="--", label="equal-weight buy & hold")
+        value_axes.plot(
+            dates, scaled, color="tab:gray", linestyle="--", label="equal-weight buy & hold"
+        )
     value_axes.set_title(title)
     value_axes.set_ylabel("equity")
     value_axes.legend(loc="upper left")

@@ -1,6 +1,6 @@
-"""The paper portfolio: accepted signals become positions that close at stop, target or expiry (pure, no Dagster).
+"""The paper portfolio: accepted signals become positions that close at stop, target or expiry.
 
-Sessions are processed in order. For session D:
+Pure, no Dagster. Sessions are processed in order. For session D:
 
 1. the risk manager judges D's signals against the state after D−1 (equity marked to D−1's close,
    its peak, the tickers open after D−1), so a position that closes during D still counts as held;
@@ -97,7 +97,7 @@ class PaperPortfolio:
 
     @classmethod
     def from_tables(cls, positions: pd.DataFrame, equity: pd.DataFrame) -> PaperPortfolio:
-        """The ledger from ``portfolio.positions`` and ``portfolio.equity`` as read back from storage."""
+        """The ledger from the ``portfolio.positions`` and ``portfolio.equity`` tables as stored."""
         return cls(
             positions=conform(positions, POSITION_COLUMNS),
             equity=conform(equity, EQUITY_COLUMNS).sort_values("session_date", ignore_index=True),
@@ -126,7 +126,9 @@ class PaperPortfolio:
 
 
 def _consecutive_sessions(sessions: Iterable) -> pd.DatetimeIndex:
-    days = pd.DatetimeIndex(pd.to_datetime(list(sessions))).normalize().drop_duplicates().sort_values()
+    days = (
+        pd.DatetimeIndex(pd.to_datetime(list(sessions))).normalize().drop_duplicates().sort_values()
+    )
     if len(days) == 0:
         return days
     expected = sessions_between(days[0], days[-1])
@@ -146,7 +148,7 @@ def _expiry_session(opened_on: pd.Timestamp, horizon: int) -> pd.Timestamp:
 
 @dataclass(frozen=True)
 class _PricePanels:
-    """Bars of the processed sessions as (session × ticker) arrays, and the last close known at each."""
+    """Bars of the processed sessions as (session × ticker) arrays, and the last close known."""
 
     sessions: pd.DatetimeIndex
     tickers: pd.Index
@@ -167,7 +169,9 @@ class _PricePanels:
             for column in ("open", "high", "low")
         }
         # A ticker without a bar on a session is marked at its last close before it.
-        arrays["mark"] = wide["close"].reindex(history).ffill().reindex(sessions).to_numpy("float64")
+        arrays["mark"] = (
+            wide["close"].reindex(history).ffill().reindex(sessions).to_numpy("float64")
+        )
         return cls(sessions, wide["close"].columns, arrays)
 
     def values(self, column: str, session: pd.Timestamp, tickers: pd.Series) -> np.ndarray:
@@ -197,7 +201,9 @@ def run_paper_portfolio(
     if len(days) == 0:
         return previous or PaperPortfolio.empty()
     ledger = (previous or PaperPortfolio.empty()).rewound_before(days[0])
-    if not ledger.equity.empty and ledger.equity["session_date"].iloc[-1] != previous_session(days[0]):
+    if not ledger.equity.empty and ledger.equity["session_date"].iloc[-1] != previous_session(
+        days[0]
+    ):
         raise ValueError(
             f"the portfolio ends on {ledger.equity['session_date'].iloc[-1].date()}; session "
             f"{days[0].date()} needs the state after {previous_session(days[0]).date()}: "
@@ -210,7 +216,9 @@ def run_paper_portfolio(
     finished = [ledger.positions[ledger.positions["closed_on"].notna()]]
     equity_rows: list[dict] = []
     decisions: list[pd.DataFrame] = []
-    cash = float(ledger.equity["cash"].iloc[-1]) if not ledger.equity.empty else config.initial_equity
+    cash = (
+        float(ledger.equity["cash"].iloc[-1]) if not ledger.equity.empty else config.initial_equity
+    )
     state = ledger.state(config.initial_equity)
 
     for day in days:
@@ -225,10 +233,16 @@ def run_paper_portfolio(
         finished.append(closed)
         opened = _open_positions(accepted, day, config.horizon)
         cash -= float((opened["shares"] * opened["entry"]).sum())
-        open_positions = pd.concat([open_positions, opened], ignore_index=True) if len(opened) else open_positions
+        open_positions = (
+            pd.concat([open_positions, opened], ignore_index=True)
+            if len(opened)
+            else open_positions
+        )
 
         marks = panels.values("mark", day, open_positions["ticker"])
-        marks = np.where(np.isfinite(marks), marks, open_positions["entry"].to_numpy(dtype="float64"))
+        marks = np.where(
+            np.isfinite(marks), marks, open_positions["entry"].to_numpy(dtype="float64")
+        )
         market_value = float((open_positions["shares"].to_numpy() * marks).sum())
         equity = cash + market_value
         peak = max(state.peak_value, equity)

@@ -37,7 +37,9 @@ def equity_table(values, open_positions=None, market_value=None) -> pd.DataFrame
             "drawdown": (peak - values) / peak,
             "cash": values,
             "market_value": np.zeros(n) if market_value is None else market_value,
-            "open_positions": np.zeros(n, dtype="int64") if open_positions is None else open_positions,
+            "open_positions": np.zeros(n, dtype="int64")
+            if open_positions is None
+            else open_positions,
         }
     )
 
@@ -74,7 +76,9 @@ FLAT_MARKET = prices_of({"AAA": [10.0] * 5})
 
 
 def test_trade_figures_on_hand_made_trades():
-    report = backtest_report(equity_table([100_000] * 5), trades([300, -100, 200, -100]), FLAT_MARKET)
+    report = backtest_report(
+        equity_table([100_000] * 5), trades([300, -100, 200, -100]), FLAT_MARKET
+    )
     assert report.trades == 4
     assert report.profit_factor == pytest.approx(500 / 200)
     assert report.hit_rate == 0.5
@@ -105,7 +109,11 @@ def test_max_drawdown_is_the_deepest_fall_from_a_running_peak():
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.floats(1.0, 1e6), min_size=1, max_size=40))
 def test_max_drawdown_matches_a_pairwise_search(values):
-    worst = max((values[i] - values[j]) / values[i] for i in range(len(values)) for j in range(i, len(values)))
+    worst = max(
+        (values[i] - values[j]) / values[i]
+        for i in range(len(values))
+        for j in range(i, len(values))
+    )
     assert max_drawdown(values) == pytest.approx(worst)
 
 
@@ -168,7 +176,9 @@ def test_the_report_flattens_to_plain_values():
 
 def test_the_equity_plot_is_a_png_of_the_requested_size():
     prices = prices_of({"AAA": [10, 12, 15, 18, 20]})
-    image = equity_plot_png(equity_table([100, 104, 99, 107, 103]), buy_and_hold_curve(prices, SESSIONS))
+    image = equity_plot_png(
+        equity_table([100, 104, 99, 107, 103]), buy_and_hold_curve(prices, SESSIONS)
+    )
     assert image.startswith(PNG_MAGIC)
     width, height = int.from_bytes(image[16:20], "big"), int.from_bytes(image[20:24], "big")
     assert (width, height) == (900, 500)

@@ -1,10 +1,12 @@
-"""Tests of the baseline model: triple-barrier labels, walk-forward training and scoring, edge recovery."""
+"""Tests of the baseline model: triple-barrier labels, walk-forward training and scoring, edge."""
 
 from __future__ import annotations
 
 import pickle
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
+from itertools import pairwise
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -13,12 +15,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tft_pipeline.model import (
+    HISTORY_SESSIONS,
     SIGNAL_COLUMNS,
     BarrierRule,
     LogisticBaseline,
     NotEnoughTrainingData,
     SignalModel,
     WalkForwardConfig,
+    add_history_inputs,
     edge_recovery_report,
     retrain_session,
     score_sessions,
@@ -48,7 +52,9 @@ def path(highs, lows, closes=None, opens=None, ticker="AAA", entry=100.0, atr=5.
             "close": [entry, *closes],
         }
     )
-    entries = pd.DataFrame({"ticker": [ticker], "session_date": [D], "close": [entry], "atr_14": [atr]})
+    entries = pd.DataFrame(
+        {"ticker": [ticker], "session_date": [D], "close": [entry], "atr_14": [atr]}
+    )
     return entries, prices
 
 
@@ -136,7 +142,7 @@ def test_labels_are_computed_per_ticker_on_its_own_bars():
 def reference_label(entry, atr, bars, rule):
     """A plain loop over the bars: the rule as one would write it by hand."""
     stop, target = entry - rule.stop_atr * atr, entry + rule.target_atr * atr
-    for step, (open_, high, low, close) in enumerate(bars[: rule.horizon], start=1):
+    for step, (open_, high, low, _close) in enumerate(bars[: rule.horizon], start=1):
         if low <= stop:
             return "stop", min(stop, open_), step
         if high >= target:
@@ -150,8 +156,13 @@ def reference_label(entry, atr, bars, rule):
 def random_paths(draw):
     n_bars = draw(st.integers(min_value=0, max_value=14))
     moves = draw(st.lists(st.floats(-6, 6), min_size=n_bars, max_size=n_bars))
-    spreads = draw(st.lists(st.tuples(st.floats(0, 4), st.floats(0, 4), st.floats(-2, 2)),
-                            min_size=n_bars, max_size=n_bars))
+    spreads = draw(
+        st.lists(
+            st.tuples(st.floats(0, 4), st.floats(0, 4), st.floats(-2, 2)),
+            min_size=n_bars,
+            max_size=n_bars,
+        )
+    )
     atr = draw(st.floats(0.5, 8))
     bars, close = [], 100.0
     for move, (up, down, gap) in zip(moves, spreads, strict=True):
@@ -175,7 +186,9 @@ def test_vectorized_labels_match_a_bar_by_bar_reference(case, rule):
             "close": [100.0] + [b[3] for b in bars],
         }
     )
-    entries = pd.DataFrame({"ticker": ["AAA"], "session_date": [D], "close": [100.0], "atr_14": [atr]})
+    entries = pd.DataFrame(
+        {"ticker": ["AAA"], "session_date": [D], "close": [100.0], "atr_14": [atr]}
+    )
     row = triple_barrier_labels(entries, prices, rule).iloc[0]
     barrier, exit_price, step = reference_label(100.0, atr, bars, rule)
     assert row.barrier == barrier
@@ -187,13 +200,51 @@ def test_vectorized_labels_match_a_bar_by_bar_reference(case, rule):
         assert row.label_known_on == SESSIONS[step]
 
 
+# --- model inputs ---------------------------------------------------------------------------
+
+
+def sentiment_rows(values) -> pd.DataFrame:
+    return pd.DataFrame(
+        {"ticker": "AAA", "session_date": SESSIONS[: len(values)], "mention_sentiment": values}
+    )
+
+
+def test_the_sentiment_trend_is_a_decaying_average_of_the_tickers_recent_sessions():
+    frame = pd.concat(
+        [sentiment_rows([0.5, -0.2, 0.9]), sentiment_rows([0.0, 0.0, 0.0]).assign(ticker="BBB")]
+    ).sample(frac=1.0, random_state=1)  # row order must not matter
+    trend = add_history_inputs(frame).set_index(["ticker", "session_date"]).sentiment_trend
+    weights = np.array([0.7**2, 0.7, 1.0])
+    assert trend[("AAA", SESSIONS[2])] == pytest.approx(
+        (weights * [0.5, -0.2, 0.9]).sum() / weights.sum()
+    )
+    assert trend[("AAA", SESSIONS[0])] == pytest.approx(0.5)
+    assert (trend.loc["BBB"] == 0.0).all()
+
+
+def test_the_sentiment_trend_reads_only_a_bounded_past():
+    base = np.linspace(-0.5, 0.5, 30)
+    day = 20  # the row checked
+    before = add_history_inputs(sentiment_rows(base)).sentiment_trend[day]
+    for changed_row, should_change in [
+        (day + 1, False),
+        (day - HISTORY_SESSIONS, False),
+        (day - HISTORY_SESSIONS + 1, True),
+        (day, True),
+    ]:
+        values = base.copy()
+        values[changed_row] += 1.0
+        after = add_history_inputs(sentiment_rows(values)).sentiment_trend[day]
+        assert (after != pytest.approx(before)) == should_change, changed_row
+
+
 # --- walk-forward training and scoring ------------------------------------------------------------
 
 
 CONFIG = WalkForwardConfig(min_train_rows=200)
 
 
-@lru_cache(maxsize=None)
+@cache
 def market(edge: float = 0.006, n_tickers: int = 30, n_sessions: int = 260, seed: int = 3):
     return synthetic_market(n_tickers, n_sessions, seed=seed, edge_per_session=edge)
 
@@ -210,12 +261,16 @@ def around_a_retrain(sessions: pd.DatetimeIndex, each_side: int = 3) -> pd.Datet
     raise AssertionError("no retrain session in range")
 
 
-@lru_cache(maxsize=None)
+@cache
 def walked(edge: float = 0.006):
     m = market(edge)
     # Retraining every 40 sessions halves the fits and leaves the edge as visible.
-    return walk_forward(m.snapshots, m.prices, scored_sessions(m),
-                        config=WalkForwardConfig(min_train_rows=200, retrain_every=40))
+    return walk_forward(
+        m.snapshots,
+        m.prices,
+        scored_sessions(m),
+        config=WalkForwardConfig(min_train_rows=200, retrain_every=40),
+    )
 
 
 def test_retrain_sessions_are_anchored_to_the_calendar_every_20_sessions():
@@ -223,7 +278,7 @@ def test_retrain_sessions_are_anchored_to_the_calendar_every_20_sessions():
     anchors = pd.Series([retrain_session(day, 20) for day in days], index=days)
     assert (anchors.index >= anchors.to_numpy()).all()
     retrains = anchors.drop_duplicates().tolist()
-    gaps = [len(sessions_between(a, b)) - 1 for a, b in zip(retrains, retrains[1:], strict=False)]
+    gaps = [len(sessions_between(a, b)) - 1 for a, b in pairwise(retrains)]
     assert gaps and set(gaps) == {20}
     # A session's anchor does not depend on which range the session was asked in.
     assert retrain_session(days[50], 20) == anchors.iloc[50]
@@ -315,7 +370,9 @@ def test_model_versions_are_deterministic_and_change_with_params_window_and_data
     again = train_model(m.snapshots, labels, as_of, config=CONFIG)
     assert first.version == again.version
     assert first.version.startswith(f"{first.train_start:%Y%m%d}-{as_of:%Y%m%d}-p")
-    other_params = train_model(m.snapshots, labels, as_of, LogisticBaseline(regularization=1.0), CONFIG)
+    other_params = train_model(
+        m.snapshots, labels, as_of, LogisticBaseline(regularization=1.0), CONFIG
+    )
     later = train_model(m.snapshots, labels, scored_sessions(m)[60], config=CONFIG)
     flipped = labels.assign(label=1.0 - labels.label)
     other_data = train_model(m.snapshots, flipped, as_of, config=CONFIG)
@@ -353,7 +410,7 @@ class SentimentRule:
 
     fitted: bool = False
     name = "sentiment_rule"
-    params = {"slope": 0.25}
+    params: ClassVar[dict[str, float]] = {"slope": 0.25}
 
     def fit(self, snapshots, labels):
         return SentimentRule(fitted=True)
@@ -369,5 +426,7 @@ def test_any_signal_model_plugs_into_walk_forward():
     signals = score_sessions(m.snapshots, m.prices, sessions, model=SentimentRule(), config=CONFIG)
     assert (signals.model == "sentiment_rule").all()
     snap = m.snapshots.set_index(["ticker", "session_date"])
-    sentiment = snap.loc[list(zip(signals.ticker, signals.session_date, strict=True)), "mention_sentiment"]
+    sentiment = snap.loc[
+        list(zip(signals.ticker, signals.session_date, strict=True)), "mention_sentiment"
+    ]
     np.testing.assert_allclose(signals.confidence, np.clip(0.3 + 0.25 * sentiment.to_numpy(), 0, 1))

@@ -1,8 +1,8 @@
-"""Tests of the paper portfolio: exits, equity identities, resumability and the risk state it feeds."""
+"""Tests of the paper portfolio: exits, equity identities, resumability, the risk state it feeds."""
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache, lru_cache
 
 import duckdb
 import numpy as np
@@ -45,8 +45,14 @@ def set_bar(prices: pd.DataFrame, ticker: str, session, **values) -> pd.DataFram
 
 def signal(ticker="AAA", session=D0, entry=100.0, atr=5.0, confidence=0.8) -> pd.DataFrame:
     """A long signal: stop entry − ATR, target entry + 2·ATR (100 → 95 / 110 by default)."""
-    rows = pd.DataFrame({"ticker": [ticker], "session_date": [pd.Timestamp(session)],
-                         "close": [entry], "atr_14": [atr]})
+    rows = pd.DataFrame(
+        {
+            "ticker": [ticker],
+            "session_date": [pd.Timestamp(session)],
+            "close": [entry],
+            "atr_14": [atr],
+        }
+    )
     return signal_frame(rows, np.array([confidence]), "test_model", "v1", BarrierRule())
 
 
@@ -59,7 +65,7 @@ def only_position(result: PaperPortfolio) -> pd.Series:
     return result.positions.iloc[0]
 
 
-# --- exits -----------------------------------------------------------------------------------------
+# --- exits ------------------------------------------------------------------------------------
 
 
 def test_an_accepted_signal_opens_at_the_close_with_the_risk_managers_size():
@@ -70,7 +76,11 @@ def test_an_accepted_signal_opens_at_the_close_with_the_risk_managers_size():
     assert position.stop_loss == 95.0 and position.take_profit == 110.0
     assert result.decisions.accepted.tolist() == [True]
     first_day = result.equity.iloc[0]
-    assert first_day.cash == 80_000 and first_day.market_value == 20_000 and first_day.equity == 100_000
+    assert (
+        first_day.cash == 80_000
+        and first_day.market_value == 20_000
+        and first_day.equity == 100_000
+    )
 
 
 def test_the_stop_closes_a_position_at_the_stop_level():
@@ -101,7 +111,9 @@ def test_a_gap_through_the_stop_fills_at_the_open():
 
 
 def test_a_gap_over_the_target_fills_at_the_open():
-    prices = set_bar(flat_prices(), "AAA", SESSIONS[1], open=113.0, high=115.0, low=112.0, close=114.0)
+    prices = set_bar(
+        flat_prices(), "AAA", SESSIONS[1], open=113.0, high=115.0, low=112.0, close=114.0
+    )
     position = only_position(run(signal(), prices))
     assert position.exit_reason == "target" and position.exit_price == 113.0
 
@@ -157,7 +169,8 @@ def test_session_d_is_judged_on_the_state_after_d_minus_1():
     prices = set_bar(flat_prices(), "AAA", SESSIONS[3], high=111.0, close=110.0)
     prices = set_bar(prices, "AAA", SESSIONS[2], close=104.0)
     signals = pd.concat(
-        [signal("AAA", D0), signal("AAA", SESSIONS[3]), signal("BBB", SESSIONS[4])], ignore_index=True
+        [signal("AAA", D0), signal("AAA", SESSIONS[3]), signal("BBB", SESSIONS[4])],
+        ignore_index=True,
     )
     gate = RecordingGate()
     result = run(signals, prices, sessions=SESSIONS[:6], risk=gate)
@@ -199,24 +212,34 @@ def busy_market():
     return market.prices, signals, sessions
 
 
-@lru_cache(maxsize=None)
+@cache
 def full_run(sessions_count: int | None = None) -> PaperPortfolio:
     prices, signals, sessions = busy_market()
     return run_paper_portfolio(signals, prices, sessions[:sessions_count], RiskManager())
 
 
 def test_equity_is_cash_plus_positions_marked_to_the_close_with_a_running_peak():
-    prices, _, sessions = busy_market()
+    prices = busy_market()[0]
     result = full_run()
     equity, positions = result.equity, result.positions
-    assert list(equity.columns) == list(EQUITY_COLUMNS) and list(positions.columns) == list(POSITION_COLUMNS)
-    assert len(positions) > 20 and set(positions.exit_reason.dropna()) == {"stop", "target", "expiry"}
+    assert list(equity.columns) == list(EQUITY_COLUMNS) and list(positions.columns) == list(
+        POSITION_COLUMNS
+    )
+    assert len(positions) > 20 and set(positions.exit_reason.dropna()) == {
+        "stop",
+        "target",
+        "expiry",
+    }
     np.testing.assert_allclose(equity.equity, equity.cash + equity.market_value)
     peak = np.maximum.accumulate(np.concatenate([[100_000.0], equity.equity]))[1:]
     np.testing.assert_allclose(equity.peak_equity, peak)
-    np.testing.assert_allclose(equity.drawdown, (equity.peak_equity - equity.equity) / equity.peak_equity)
+    np.testing.assert_allclose(
+        equity.drawdown, (equity.peak_equity - equity.equity) / equity.peak_equity
+    )
     closes = prices.set_index(["session_date", "ticker"]).close
-    for _, row in equity.iloc[::7].iterrows():  # a sample of sessions, checked from first principles
+    for _, row in equity.iloc[
+        ::7
+    ].iterrows():  # a sample of sessions, checked from first principles
         day = row.session_date
         held = positions[(positions.opened_on <= day) & ~(positions.closed_on <= day)]
         assert row.open_positions == len(held) <= 5
@@ -226,7 +249,9 @@ def test_equity_is_cash_plus_positions_marked_to_the_close_with_a_running_peak()
         assert row.cash == pytest.approx(100_000 + realized - (held.shares * held.entry).sum())
     closed = positions.dropna(subset=["closed_on"])
     np.testing.assert_allclose(closed.pnl, closed.shares * (closed.exit_price - closed.entry))
-    assert (closed.closed_on > closed.opened_on).all() and (closed.closed_on <= closed.expires_on).all()
+    assert (closed.closed_on > closed.opened_on).all() and (
+        closed.closed_on <= closed.expires_on
+    ).all()
 
 
 def through_duckdb(result: PaperPortfolio) -> PaperPortfolio:
@@ -267,7 +292,8 @@ def test_reprocessing_sessions_rewinds_to_the_state_before_them():
     assert later.any()
     assert again.positions.loc[later.to_numpy(), "closed_on"].isna().all()
     pd.testing.assert_frame_equal(
-        again.positions[~later.to_numpy()].reset_index(drop=True), opened[~later].reset_index(drop=True)
+        again.positions[~later.to_numpy()].reset_index(drop=True),
+        opened[~later].reset_index(drop=True),
     )
 
 
@@ -282,7 +308,11 @@ def test_sessions_must_follow_on_from_the_previous_state():
 
 def test_initial_equity_is_configurable():
     result = run_paper_portfolio(
-        signal(), flat_prices(), SESSIONS[:2], RiskManager(), config=PortfolioConfig(initial_equity=50_000)
+        signal(),
+        flat_prices(),
+        SESSIONS[:2],
+        RiskManager(),
+        config=PortfolioConfig(initial_equity=50_000),
     )
     assert only_position(result).shares == 100  # 20 % of 50,000 at 100
     assert result.equity.equity.tolist() == [50_000, 50_000]

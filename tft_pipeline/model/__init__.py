@@ -1,10 +1,13 @@
-"""The baseline signal model: triple-barrier labels, walk-forward training and scoring (pure, no Dagster)."""
+"""The baseline signal model: triple-barrier labels, walk-forward training, scoring (no Dagster)."""
 
 from tft_pipeline.model.baseline import (
-    MODEL_INPUTS,
+    ALL_INPUTS,
+    HISTORY_SESSIONS,
+    MENTION_INPUTS,
     GradientBoostingBaseline,
     LogisticBaseline,
     SignalModel,
+    add_history_inputs,
     model_inputs,
 )
 from tft_pipeline.model.evaluation import edge_recovery_report, forward_returns
@@ -25,8 +28,10 @@ from tft_pipeline.model.walk_forward import (
 )
 
 __all__ = [
+    "ALL_INPUTS",
+    "HISTORY_SESSIONS",
     "LABEL_COLUMNS",
-    "MODEL_INPUTS",
+    "MENTION_INPUTS",
     "SIGNAL_COLUMNS",
     "BarrierRule",
     "GradientBoostingBaseline",
@@ -37,6 +42,7 @@ __all__ = [
     "TrainedModel",
     "WalkForward",
     "WalkForwardConfig",
+    "add_history_inputs",
     "edge_recovery_report",
     "empty_signals",
     "forward_returns",

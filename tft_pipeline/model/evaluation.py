@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import roc_auc_score
+from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
 
-from tft_pipeline.model.labels import BarrierRule, triple_barrier_labels
+from tft_pipeline.model.labels import DEFAULT_RULE, BarrierRule, triple_barrier_labels
 
 MIN_NAMES_FOR_IC = 5  # a rank correlation over fewer names per session is mostly noise
 
 
 def forward_returns(prices: pd.DataFrame, horizon: int) -> pd.DataFrame:
-    """``ticker, session_date, forward_return``: adjusted close ``horizon`` sessions on over today's."""
+    """``ticker, session_date, forward_return``: adjusted close ``horizon`` sessions later / now."""
     column = "adj_close" if "adj_close" in prices.columns else "close"
     wide = prices.pivot_table(index="session_date", columns="ticker", values=column, aggfunc="last")
     wide = wide.sort_index()
@@ -66,15 +66,18 @@ def edge_recovery_report(
     snapshots: pd.DataFrame,
     prices: pd.DataFrame,
     signals: pd.DataFrame,
-    rule: BarrierRule = BarrierRule(),
+    rule: BarrierRule = DEFAULT_RULE,
     top_fraction: float = 0.2,
+    ic_horizon: int | None = None,
 ) -> dict[str, float | int]:
     """Out-of-sample edge of ``signals`` (from ``score_sessions``) against later prices.
 
-    - ``ic_mean``/``ic_t_stat``: mean per-session Spearman IC of confidence vs the ``rule.horizon``
-      forward return, and its t statistic (allowing for overlapping horizons); ``sentiment_ic_mean`` the same for raw
-      ``mention_sentiment`` on the same rows (the planted edge as the data shows it).
-    - ``auc``: confidence vs the triple-barrier label.
+    - ``ic_mean``/``ic_t_stat``: mean per-session Spearman IC of confidence vs the forward return
+      over ``ic_horizon`` sessions (default ``rule.horizon``), and its t statistic allowing for
+      overlapping horizons; ``sentiment_ic_mean`` the same for raw ``mention_sentiment`` on the
+      same rows (the planted edge as the data shows it).
+    - ``auc``, ``brier``, ``log_loss``: confidence vs the triple-barrier label (how well ranked and
+      how well calibrated the probabilities are).
     - ``hit_rate_top``/``base_rate``: share of target-first outcomes among each session's top
       ``top_fraction`` of signals by confidence, and among all resolved signals.
     - ``profit_factor_top``/``profit_factor_all``: gains over losses of the barrier exits.
@@ -87,7 +90,7 @@ def edge_recovery_report(
     frame = (
         signals[keys + ["confidence"]]
         .merge(outcomes, on=keys, how="left")
-        .merge(forward_returns(prices, rule.horizon), on=keys, how="left")
+        .merge(forward_returns(prices, ic_horizon or rule.horizon), on=keys, how="left")
     )
     ic = _session_rank_ic(frame, "confidence", "forward_return")
     sentiment_ic = _session_rank_ic(frame, "mention_sentiment", "forward_return")
@@ -97,13 +100,27 @@ def edge_recovery_report(
     two_classes = resolved["label"].nunique() == 2
     nan = float("nan")
     return {
-        "n_signals": int(len(frame)),
-        "n_resolved": int(len(resolved)),
-        "n_sessions_ic": int(len(ic)),
+        "n_signals": len(frame),
+        "n_resolved": len(resolved),
+        "n_sessions_ic": len(ic),
         "ic_mean": float(ic.mean()) if len(ic) else nan,
-        "ic_t_stat": _overlap_adjusted_t(ic, rule.horizon),
+        "ic_t_stat": _overlap_adjusted_t(ic, ic_horizon or rule.horizon),
         "sentiment_ic_mean": float(sentiment_ic.mean()) if len(sentiment_ic) else nan,
-        "auc": float(roc_auc_score(resolved["label"], resolved["confidence"])) if two_classes else nan,
+        "auc": float(roc_auc_score(resolved["label"], resolved["confidence"]))
+        if two_classes
+        else nan,
+        "brier": float(brier_score_loss(resolved["label"], resolved["confidence"]))
+        if len(resolved)
+        else nan,
+        "log_loss": (
+            float(
+                log_loss(
+                    resolved["label"], resolved["confidence"].clip(1e-6, 1 - 1e-6), labels=[0, 1]
+                )
+            )
+            if len(resolved)
+            else nan
+        ),
         "hit_rate_top": float(top["label"].mean()) if len(top) else nan,
         "base_rate": float(resolved["label"].mean()) if len(resolved) else nan,
         "profit_factor_top": _profit_factor(top["exit_return"]),

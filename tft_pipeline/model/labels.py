@@ -56,7 +56,12 @@ class BarrierRule:
         return entry - self.stop_atr * atr, entry + self.target_atr * atr
 
 
-def _wide(prices: pd.DataFrame, grid: pd.DatetimeIndex, tickers: pd.Index, column: str) -> np.ndarray:
+DEFAULT_RULE = BarrierRule()
+
+
+def _wide(
+    prices: pd.DataFrame, grid: pd.DatetimeIndex, tickers: pd.Index, column: str
+) -> np.ndarray:
     return (
         prices.pivot(index="session_date", columns="ticker", values=column)
         .reindex(index=grid, columns=tickers)
@@ -67,7 +72,7 @@ def _wide(prices: pd.DataFrame, grid: pd.DatetimeIndex, tickers: pd.Index, colum
 def triple_barrier_labels(
     entries: pd.DataFrame,
     prices: pd.DataFrame,
-    rule: BarrierRule = BarrierRule(),
+    rule: BarrierRule = DEFAULT_RULE,
     *,
     entry_column: str = "close",
     atr_column: str = "atr_14",
@@ -96,7 +101,11 @@ def triple_barrier_labels(
     stop, target = rule.levels(entry, atr)
     valid_entry = (
         entries["session_date"].notna().to_numpy()
-        & np.isfinite(entry) & (entry > 0) & np.isfinite(atr) & (atr > 0) & (stop > 0)
+        & np.isfinite(entry)
+        & (entry > 0)
+        & np.isfinite(atr)
+        & (atr > 0)
+        & (stop > 0)
     )
 
     # The horizon-shaped window: (entries, horizon) positions of D+1..D+h in the session grid.

@@ -1,4 +1,4 @@
-"""Synthetic prices and feature snapshots with a planted sentiment edge, for model tests and benchmarks.
+"""Synthetic prices and feature snapshots with a planted sentiment edge, for tests and benchmarks.
 
 Not the bundled sample market (``tft_pipeline.sample_market`` builds that from Reddit-like text):
 this generator skips the text and writes snapshot rows directly, so a test can plant an edge of a
@@ -21,7 +21,7 @@ WINDOW = 20
 
 @dataclass(frozen=True)
 class SyntheticMarket:
-    """Long frames: ``prices`` as clean.price_history, ``snapshots`` as features.feature_snapshots."""
+    """Long frames: ``prices`` as clean.price_history, ``snapshots`` as feature_snapshots."""
 
     prices: pd.DataFrame
     snapshots: pd.DataFrame
@@ -58,7 +58,7 @@ def synthetic_market(
     edge_sessions: int = 5,
     first_session: str = "2022-01-03",
 ) -> SyntheticMarket:
-    """Prices and snapshots of ``n_tickers`` over ``n_sessions`` sessions, deterministic per ``seed``."""
+    """Prices and snapshots of ``n_tickers`` over ``n_sessions`` sessions, fixed by ``seed``."""
     rng = np.random.default_rng(seed)
     sessions = _sessions(first_session, n_sessions)
     tickers = list(synthetic_universe(n_tickers))
@@ -85,7 +85,11 @@ def synthetic_market(
         return pd.DataFrame(values, index=sessions, columns=tickers)
 
     close_w, high_w, low_w, volume_w, mentions_w = (
-        wide(close), wide(high), wide(low), wide(volume), wide(mentions.astype("float64"))
+        wide(close),
+        wide(high),
+        wide(low),
+        wide(volume),
+        wide(mentions.astype("float64")),
     )
     prev_close_w = close_w.shift(1)
     true_range = np.maximum(
@@ -113,14 +117,24 @@ def synthetic_market(
         }
     )
     snapshots["mentions"] = snapshots["mentions"].astype("int64")
-    snapshots = snapshots[["ticker", "session_date", *snapshots.columns.drop(["ticker", "session_date"])]]
+    snapshots = snapshots[
+        ["ticker", "session_date", *snapshots.columns.drop(["ticker", "session_date"])]
+    ]
     snapshots = snapshots.sort_values(["session_date", "ticker"], ignore_index=True)
 
     prices = _long(
-        {"open": wide(open_), "high": high_w, "low": low_w, "close": close_w,
-         "adj_close": close_w, "volume": volume_w}
+        {
+            "open": wide(open_),
+            "high": high_w,
+            "low": low_w,
+            "close": close_w,
+            "adj_close": close_w,
+            "volume": volume_w,
+        }
     )
     prices["volume"] = prices["volume"].astype("int64")
-    prices = prices[["ticker", "session_date", "open", "high", "low", "close", "adj_close", "volume"]]
+    prices = prices[
+        ["ticker", "session_date", "open", "high", "low", "close", "adj_close", "volume"]
+    ]
     prices = prices.sort_values(["session_date", "ticker"], ignore_index=True)
     return SyntheticMarket(prices=prices, snapshots=snapshots)

@@ -1,9 +1,9 @@
-"""Walk-forward training and scoring of a signal model: no session is scored by a model that saw its future.
+"""Walk-forward training and scoring: no session is scored by a model that saw its future.
 
 The model that scores session D was trained at the retrain session R <= D, on labels known strictly
-before R (``label_known_on < R``). Retrain sessions fall every ``retrain_every`` sessions of the NYSE
-calendar (counted from a fixed origin, not from the requested range), so a single-run backfill and
-daily runs pick the same retrain sessions and produce the same signals.
+before R (``label_known_on < R``). Retrain sessions fall every ``retrain_every`` sessions of the
+NYSE calendar (counted from a fixed origin, not from the requested range), so a single-run
+backfill and daily runs pick the same retrain sessions and produce the same signals.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
 
-from tft_pipeline.model.baseline import MODEL_INPUTS, LogisticBaseline, SignalModel
-from tft_pipeline.model.labels import BarrierRule, triple_barrier_labels
+from tft_pipeline.model.baseline import LogisticBaseline, SignalModel, add_history_inputs
+from tft_pipeline.model.labels import DEFAULT_RULE, BarrierRule, triple_barrier_labels
 from tft_pipeline.trading_calendar import nyse_calendar
 
 DIRECTION_LONG = "long"
@@ -38,6 +38,9 @@ SIGNAL_COLUMNS: dict[str, str] = {
 }
 
 
+DEFAULT_MODEL = LogisticBaseline()
+
+
 class NotEnoughTrainingData(ValueError):
     """Too few labels were known before the training session to fit a model."""
 
@@ -51,8 +54,10 @@ class WalkForwardConfig:
     # Only labels of the last this-many sessions before the retrain session (None: all history),
     # so the model follows regime changes and training time stays bounded.
     train_window_sessions: int | None = 500
-    holdout_fraction: float = 0.2  # the latest share of training sessions kept out to measure the fit
-    rule: BarrierRule = BarrierRule()
+    holdout_fraction: float = (
+        0.2  # the latest share of training sessions kept out to measure the fit
+    )
+    rule: BarrierRule = DEFAULT_RULE
 
     def __post_init__(self) -> None:
         if self.retrain_every < 1:
@@ -103,10 +108,23 @@ class TrainedModel:
         """P(target before stop) for snapshot rows."""
         return np.clip(self.estimator.predict_proba(snapshots), 0.0, 1.0)
 
-    def signals(self, snapshots: pd.DataFrame, rule: BarrierRule = BarrierRule()) -> pd.DataFrame:
-        """Signals (``SIGNAL_COLUMNS``) for every snapshot row with a usable close and ATR."""
-        usable = snapshots[_has_levels(snapshots, rule)]
-        return signal_frame(usable, self.predict_proba(usable), self.name, self.version, rule)
+    def signals(
+        self,
+        snapshots: pd.DataFrame,
+        sessions: Iterable | None = None,
+        rule: BarrierRule = DEFAULT_RULE,
+    ) -> pd.DataFrame:
+        """Signals (``SIGNAL_COLUMNS``) for the snapshot rows of ``sessions`` (default: all rows)
+        with a usable close and ATR. Pass ``HISTORY_SESSIONS`` sessions of snapshots before the
+        first scored session: the history inputs read them."""
+        snapshots = _with_history(snapshots)
+        usable = _has_levels(snapshots, rule)
+        if sessions is not None:
+            usable &= pd.DatetimeIndex(snapshots["session_date"]).isin(
+                _as_sessions(sessions, snapshots)
+            )
+        rows = snapshots[usable]
+        return signal_frame(rows, self.predict_proba(rows), self.name, self.version, rule)
 
 
 @dataclass(frozen=True)
@@ -115,6 +133,14 @@ class WalkForward:
 
     signals: pd.DataFrame
     models: tuple[TrainedModel, ...]
+
+
+def _with_history(snapshots: pd.DataFrame) -> pd.DataFrame:
+    """Inputs that read each ticker's earlier rows are added once, on the whole frame, before any
+    subset (training rows, one session) is taken from it."""
+    if "sentiment_trend" in snapshots.columns:
+        return snapshots
+    return add_history_inputs(snapshots)
 
 
 def _has_levels(snapshots: pd.DataFrame, rule: BarrierRule) -> np.ndarray:
@@ -171,7 +197,9 @@ def _data_digest(rows: pd.DataFrame, labels: np.ndarray) -> str:
     return hashlib.sha256(hashed.tobytes()).hexdigest()
 
 
-def training_mask(labels: pd.DataFrame, as_of: pd.Timestamp, config: WalkForwardConfig) -> np.ndarray:
+def training_mask(
+    labels: pd.DataFrame, as_of: pd.Timestamp, config: WalkForwardConfig
+) -> np.ndarray:
     """Rows usable to train a model at ``as_of``: labelled, and the label known before ``as_of``."""
     known = labels["label_known_on"].to_numpy(dtype="datetime64[ns]")
     mask = labels["label"].notna().to_numpy() & (known < np.datetime64(as_of, "ns"))
@@ -179,7 +207,9 @@ def training_mask(labels: pd.DataFrame, as_of: pd.Timestamp, config: WalkForward
         calendar_sessions = nyse_calendar().sessions
         position = int(calendar_sessions.searchsorted(as_of, side="left"))
         first = calendar_sessions[max(0, position - config.train_window_sessions)]
-        mask &= labels["session_date"].to_numpy(dtype="datetime64[ns]") >= np.datetime64(first, "ns")
+        mask &= labels["session_date"].to_numpy(dtype="datetime64[ns]") >= np.datetime64(
+            first, "ns"
+        )
     return mask
 
 
@@ -215,17 +245,18 @@ def train_model(
     snapshots: pd.DataFrame,
     labels: pd.DataFrame,
     as_of: pd.Timestamp | str,
-    model: SignalModel = LogisticBaseline(),
+    model: SignalModel = DEFAULT_MODEL,
     config: WalkForwardConfig = WalkForwardConfig(),
 ) -> TrainedModel:
     """Fit ``model`` at ``as_of`` on the snapshot rows whose labels were known before ``as_of``.
 
-    ``labels`` is ``triple_barrier_labels(snapshots, prices)``: one row per snapshot row, same order.
+    ``labels`` is ``triple_barrier_labels(snapshots, prices)``: a row per snapshot row, same order.
     Raises ``NotEnoughTrainingData`` below ``config.min_train_rows`` rows or with a single class.
     """
     as_of = pd.Timestamp(as_of)
     if len(labels) != len(snapshots):
         raise ValueError("labels must have one row per snapshot row, in the same order")
+    snapshots = _with_history(snapshots)
     mask = training_mask(labels, as_of, config)
     rows = snapshots.loc[mask].reset_index(drop=True)
     known = labels.loc[mask].reset_index(drop=True)
@@ -247,8 +278,7 @@ def train_model(
         "holdout_fraction": config.holdout_fraction,
     }
     version = (
-        f"{train_start:%Y%m%d}-{as_of:%Y%m%d}"
-        f"-p{_digest(settings)[:8]}-d{_data_digest(rows, y)[:8]}"
+        f"{train_start:%Y%m%d}-{as_of:%Y%m%d}-p{_digest(settings)[:8]}-d{_data_digest(rows, y)[:8]}"
     )
     return TrainedModel(
         name=model.name,
@@ -257,7 +287,7 @@ def train_model(
         train_start=train_start,
         train_end=pd.Timestamp(known["session_date"].max()),
         last_label_known_on=pd.Timestamp(known["label_known_on"].max()),
-        features=tuple(params.get("inputs", MODEL_INPUTS)),
+        features=tuple(params.get("inputs", ())),
         params=params,
         metrics=metrics,
         estimator=fitted,
@@ -274,21 +304,23 @@ def walk_forward(
     snapshots: pd.DataFrame,
     prices: pd.DataFrame,
     sessions: Iterable | None = None,
-    model: SignalModel = LogisticBaseline(),
+    model: SignalModel = DEFAULT_MODEL,
     config: WalkForwardConfig = WalkForwardConfig(),
 ) -> WalkForward:
     """Score ``sessions`` (default: every snapshot session) walk-forward.
 
     ``snapshots`` must reach back far enough for training (the history before the first scored
-    session); ``prices`` supply the bars the labels are read from. Sessions whose retrain session
-    had too few known labels get no signals.
+    session, at least ``HISTORY_SESSIONS``); ``prices`` supply the bars the labels are read from.
+    Sessions whose retrain session had too few known labels get no signals.
     """
-    snapshots = snapshots.reset_index(drop=True)
+    snapshots = _with_history(snapshots.reset_index(drop=True))
     labels = triple_barrier_labels(snapshots, prices, config.rule)
     targets = _as_sessions(sessions, snapshots)
     session_dates = pd.DatetimeIndex(snapshots["session_date"])
     scoreable = _has_levels(snapshots, config.rule) & session_dates.isin(targets)
-    anchors = pd.Series([retrain_session(day, config.retrain_every) for day in targets], index=targets)
+    anchors = pd.Series(
+        [retrain_session(day, config.retrain_every) for day in targets], index=targets
+    )
 
     frames: list[pd.DataFrame] = []
     models: list[TrainedModel] = []
@@ -299,8 +331,11 @@ def walk_forward(
             continue
         models.append(trained)
         rows = snapshots[scoreable & session_dates.isin(block.index)]
-        frames.append(signal_frame(rows, trained.predict_proba(rows), trained.name,
-                                   trained.version, config.rule))
+        frames.append(
+            signal_frame(
+                rows, trained.predict_proba(rows), trained.name, trained.version, config.rule
+            )
+        )
     signals = pd.concat(frames, ignore_index=True) if frames else empty_signals()
     signals = signals.sort_values(["session_date", "ticker"], ignore_index=True)
     return WalkForward(signals=signals, models=tuple(models))
@@ -310,8 +345,8 @@ def score_sessions(
     snapshots: pd.DataFrame,
     prices: pd.DataFrame,
     sessions: Iterable | None = None,
-    model: SignalModel = LogisticBaseline(),
+    model: SignalModel = DEFAULT_MODEL,
     config: WalkForwardConfig = WalkForwardConfig(),
 ) -> pd.DataFrame:
-    """The signals of ``walk_forward`` (columns ``SIGNAL_COLUMNS``), one row per ticker and session."""
+    """The signals of ``walk_forward`` (``SIGNAL_COLUMNS``), one row per ticker and session."""
     return walk_forward(snapshots, prices, sessions, model, config).signals
