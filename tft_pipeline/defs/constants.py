@@ -6,6 +6,7 @@ from dagster import Backoff, BackfillPolicy, Jitter, RetryPolicy
 
 from tft_pipeline.settings import get_settings
 from tft_pipeline.defs.partitions import trading_session_partitions
+from tft_pipeline.sources.limits import DAGSTER_SCRAPER_MAX_RETRIES
 
 # Every asset that opens the DuckDB file runs in this pool. Its limit is 1 in the shipped instance
 # configs: a DuckDB file takes one writer process at a time, so a backfill and the daily run queue
@@ -18,9 +19,10 @@ SESSION_PARTITIONS = trading_session_partitions(get_settings().start_date)
 SINGLE_RUN = BackfillPolicy.single_run()
 
 # The outer net for whole-step failures of the scrapers (inner retries live in tft_pipeline.retry).
-# Dagster's exponential backoff has no cap, so the number of retries is what bounds it:
-# 2 retries wait about 30 s then 60 s (±jitter).
-SCRAPER_MAX_RETRIES = 2
+# Dagster's exponential backoff has no cap, so the number of retries is what bounds it. Dagster
+# waits (2**n - 1) * delay before retry n, ±delay of jitter: 2 retries wait 0-60 s, then 60-120 s.
+# The budget lives in tft_pipeline.sources.limits, where the sources state their worst case from it.
+SCRAPER_MAX_RETRIES = DAGSTER_SCRAPER_MAX_RETRIES
 SCRAPER_RETRY_POLICY = RetryPolicy(
     max_retries=SCRAPER_MAX_RETRIES, delay=30, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS
 )

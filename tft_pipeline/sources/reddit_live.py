@@ -424,6 +424,9 @@ class LiveRedditSource(RedditSource):
         Built once per listing walk and called per item: building the retry policy costs more
         than running it.
         """
+        # Names the call in the retry layer's log lines ("retry the new posts of r/stocks: ..."),
+        # which a Dagster run shows in its compute logs; a lambda's qualname says nothing.
+        call.__qualname__ = request.description
         attempt = retry_with_backoff(
             self.retry_config,
             sleep=self._sleep,

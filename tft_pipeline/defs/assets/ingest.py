@@ -1,5 +1,7 @@
 """Raw assets: Reddit posts and comments, and daily price bars, as fetched (dirt included)."""
 
+from collections.abc import Callable
+from typing import TypeVar
 
 import pandas as pd
 from dagster import (
@@ -32,6 +34,9 @@ from tft_pipeline.tables import (
 from tft_pipeline.trading_calendar import reddit_window_for_range, session_close, session_of_timestamps
 
 
+T = TypeVar("T")
+
+
 def run_sessions(context: AssetExecutionContext) -> pd.DatetimeIndex:
     """The sessions this run materializes (one, or a backfill's range), oldest first."""
     sessions = pd.DatetimeIndex(sorted(pd.Timestamp(key) for key in context.partition_keys))
@@ -47,18 +52,34 @@ def run_sessions(context: AssetExecutionContext) -> pd.DatetimeIndex:
     return sessions
 
 
-def _permanent_failure(error: Exception) -> Failure:
-    return Failure(description=str(error), allow_retries=False)
+def _source_failure(error: Exception, *, permanent: bool) -> Failure:
+    """The source's own message (it never holds credentials) and what it knows, as a Failure."""
+    facts = {
+        "http_status": getattr(error, "status", None),
+        "subreddit": getattr(error, "subreddit", None),
+        "attempts": getattr(error, "attempts", None) or None,
+        "failed_tickers": ", ".join(getattr(error, "failed_tickers", ())) or None,
+    }
+    metadata = {"error_type": type(error).__name__, "retryable": not permanent}
+    metadata.update({key: value for key, value in facts.items() if value is not None})
+    return Failure(description=str(error), metadata=metadata, allow_retries=not permanent)
 
 
-def _fetch_or_fail(fetch, *args):
-    """Call a source; a permanent source error becomes a Failure Dagster does not retry."""
+def _fetch_or_fail(fetch: Callable[[], T]) -> T:
+    """Call a source; its errors become Failures that Dagster retries only when they are transient.
+
+    A source error says whether it is permanent (bad credentials, a private subreddit, unknown
+    tickers): those fail the step once, with no Dagster retry. Transient ones (the source's own
+    retries exhausted on 5xx, 429 or the network) are retried by ``SCRAPER_RETRY_POLICY``. Either
+    way the UI shows the source's readable message and its facts, not a bare traceback.
+    ``fetch`` builds the source too: building one can fail permanently (praw not configured).
+    """
     try:
-        return fetch(*args)
+        return fetch()
     except Exception as error:  # noqa: BLE001 - classified, then re-raised
-        if getattr(error, "permanent", False):
-            raise _permanent_failure(error) from error
-        raise
+        if not hasattr(error, "permanent"):
+            raise
+        raise _source_failure(error, permanent=bool(error.permanent)) from error
 
 
 def _reddit_rows(fetch: RedditFetch, columns: dict[str, str], sessions: pd.DatetimeIndex) -> pd.DataFrame:
@@ -100,7 +121,7 @@ def _reddit_metadata(frame: pd.DataFrame, fetch: RedditFetch, sessions: pd.Datet
 def raw_reddit_posts(context: AssetExecutionContext, reddit: RedditSourceResource) -> Output:
     sessions = run_sessions(context)
     start, end = reddit_window_for_range(sessions[0], sessions[-1])
-    fetch = _fetch_or_fail(reddit.build_source().fetch_posts, start, end)
+    fetch = _fetch_or_fail(lambda: reddit.build_source().fetch_posts(start, end))
     frame = _reddit_rows(fetch, RAW_POST_COLUMNS, sessions)
     return Output(frame, metadata=_reddit_metadata(frame, fetch, sessions))
 
@@ -119,7 +140,7 @@ def raw_reddit_posts(context: AssetExecutionContext, reddit: RedditSourceResourc
 def raw_reddit_comments(context: AssetExecutionContext, reddit: RedditSourceResource) -> Output:
     sessions = run_sessions(context)
     start, end = reddit_window_for_range(sessions[0], sessions[-1])
-    fetch = _fetch_or_fail(reddit.build_source().fetch_comments, start, end)
+    fetch = _fetch_or_fail(lambda: reddit.build_source().fetch_comments(start, end))
     frame = _reddit_rows(fetch, RAW_COMMENT_COLUMNS, sessions)
     return Output(frame, metadata=_reddit_metadata(frame, fetch, sessions))
 
@@ -149,7 +170,7 @@ def raw_price_history(
 ):
     sessions = run_sessions(context)
     tickers = tuple(universe.tickers)
-    fetch = _fetch_or_fail(prices.build_source().fetch_prices, tickers, sessions)
+    fetch = _fetch_or_fail(lambda: prices.build_source().fetch_prices(tickers, sessions))
     bars = conform(fetch.bars, RAW_PRICE_COLUMNS)
     bars = bars[bars["session_date"].isin(sessions) | bars["session_date"].isna()]
     # A bar without a date cannot be placed in a partition; it is kept in the first session so
