@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import shutil
 import sqlite3
 import zlib
 from collections.abc import Iterator
@@ -26,6 +27,8 @@ from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
 )
+from dagster._core.events import RunFailureReason
+from dagster._core.execution.retries import auto_reexecution_should_retry_run
 from dagster._serdes import serialize_value
 
 import tft_pipeline.sources.prices_live as prices_live
@@ -52,6 +55,9 @@ from tft_pipeline_tests.fakes.fake_yahoo import (
 )
 
 pytestmark = pytest.mark.slow
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SHIPPED_INSTANCE_CONFIG = PROJECT_ROOT / "deploy" / "sqlite" / "dagster.yaml"
 
 CLIENT_ID = "e2e-client-id-31c7"
 CLIENT_SECRET = "e2e-client-secret-value-9f04ab"
@@ -269,9 +275,9 @@ def live_world(base_dir: Path) -> Iterator[LiveWorld]:
             "REDDIT_URL": reddit.url,
         }.items():
             patch.setenv(name, value)
-        with DagsterInstance.local_temp(
-            tempdir=str(instance_dir), overrides={"telemetry": {"enabled": False}}
-        ) as instance:
+        # The instance `make dev` runs on: the shipped SQLite config in a DAGSTER_HOME of our own.
+        shutil.copy(SHIPPED_INSTANCE_CONFIG, instance_dir / "dagster.yaml")
+        with DagsterInstance.from_config(str(instance_dir)) as instance:
             yield LiveWorld(
                 reddit, yahoo, instance, instance_dir, warehouse_dir, fake_time, dagster_delays
             )
@@ -531,6 +537,10 @@ def test_rejected_credentials_fail_the_reddit_steps_once_without_any_retry(fresh
     assert world.reddit.token_requests() == len(RAW_REDDIT_STEPS)
     assert world.reddit.count(r"^/r/") == 0
     assert world.dagster_delays == []
+    # Nor does the instance re-run the failed run (run retries are for crashed runs only).
+    run = world.instance.get_run_by_id(result.run_id)
+    assert world.instance.run_retries_enabled
+    assert not auto_reexecution_should_retry_run(world.instance, run, RunFailureReason.STEP_FAILURE)
     # Prices do not depend on Reddit: they were still fetched and stored.
     assert len(world.table("raw.price_history")) == len(KNOWN_TICKERS) * len(SESSIONS)
     # The credentials that were rejected are not echoed anywhere.
@@ -587,3 +597,13 @@ def test_the_dagster_retry_budget_has_one_source_of_truth():
     assert SCRAPER_MAX_RETRIES == DAGSTER_SCRAPER_MAX_RETRIES == SCRAPER_RETRY_POLICY.max_retries
     for scraper in (ingest.raw_reddit_posts, ingest.raw_reddit_comments, ingest.raw_price_history):
         assert scraper.op.retry_policy == SCRAPER_RETRY_POLICY
+
+
+@pytest.mark.parametrize("config", ["sqlite", "postgres"])
+def test_shipped_instances_rerun_crashed_runs_but_not_runs_whose_steps_failed(config):
+    import yaml
+
+    settings = yaml.safe_load((PROJECT_ROOT / "deploy" / config / "dagster.yaml").read_text())
+    # A re-run after a step failure would repeat a rejected login and double every retry bound.
+    assert settings["run_retries"]["enabled"] is True
+    assert settings["run_retries"]["retry_on_asset_or_op_failure"] is False
