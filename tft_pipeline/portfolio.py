@@ -26,7 +26,7 @@ from typing import Protocol
 import numpy as np
 import pandas as pd
 
-from tft_pipeline.model.labels import BarrierRule
+from tft_pipeline.model.labels import DEFAULT_RULE
 from tft_pipeline.risk import PortfolioState
 from tft_pipeline.tables import conform, empty_frame
 from tft_pipeline.trading_calendar import nyse_calendar, previous_session, sessions_between
@@ -73,7 +73,7 @@ class PortfolioConfig:
     """Starting capital and how long a position may live."""
 
     initial_equity: float = 100_000.0
-    horizon: int = BarrierRule().horizon  # sessions after the entry; the same as the labels'
+    horizon: int = DEFAULT_RULE.horizon  # sessions after the entry, as for the labels
 
     def __post_init__(self) -> None:
         if not (np.isfinite(self.initial_equity) and self.initial_equity > 0):

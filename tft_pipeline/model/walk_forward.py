@@ -25,6 +25,7 @@ from tft_pipeline.trading_calendar import nyse_calendar
 
 DIRECTION_LONG = "long"
 
+# The columns of signals.trading_signals.
 SIGNAL_COLUMNS: dict[str, str] = {
     "ticker": "object",
     "session_date": "datetime64[ns]",
@@ -36,7 +37,6 @@ SIGNAL_COLUMNS: dict[str, str] = {
     "take_profit": "float64",
     "model_version": "object",
 }
-
 
 DEFAULT_MODEL = LogisticBaseline()
 
@@ -54,9 +54,8 @@ class WalkForwardConfig:
     # Only labels of the last this-many sessions before the retrain session (None: all history),
     # so the model follows regime changes and training time stays bounded.
     train_window_sessions: int | None = 500
-    holdout_fraction: float = (
-        0.2  # the latest share of training sessions kept out to measure the fit
-    )
+    # The latest share of training sessions kept out of a first fit to measure it out of sample.
+    holdout_fraction: float = 0.2
     rule: BarrierRule = DEFAULT_RULE
 
     def __post_init__(self) -> None:
