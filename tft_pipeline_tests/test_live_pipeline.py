@@ -1,4 +1,4 @@
-"""End to end in live mode: the real Dagster chain against a fake Reddit and a fake Yahoo on 127.0.0.1.
+"""Live mode end to end: the real Dagster chain against a fake Reddit and a fake Yahoo (127.0.0.1).
 
 ``TFT_DATA_SOURCE=live`` with credentials in the environment, exactly as a user runs it: the
 resources resolve the credentials as ``EnvVar``s at run time, real praw/prawcore and real yfinance
@@ -54,7 +54,8 @@ from tft_pipeline_tests.fakes.fake_yahoo import (
     random_walk_bars,
 )
 
-pytestmark = pytest.mark.slow
+# One xdist worker takes the whole module under `--dist loadgroup`, so its shared run happens once.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("live_pipeline")]
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SHIPPED_INSTANCE_CONFIG = PROJECT_ROOT / "deploy" / "sqlite" / "dagster.yaml"
@@ -71,7 +72,7 @@ KNOWN_TICKERS = ("AAPL", "MSFT", "NVDA", "TSLA", "AMD")
 UNKNOWN_TICKER = "ZZZQ"  # Yahoo answers 404 "symbol may be delisted"
 FIRST, LAST = "2024-01-08", "2024-01-10"
 SESSIONS = sessions_between(FIRST, LAST)
-MONDAY, TUESDAY, WEDNESDAY = (pd.Timestamp(day) for day in ("2024-01-08", "2024-01-09", "2024-01-10"))
+MONDAY, TUESDAY, WEDNESDAY = (pd.Timestamp(f"2024-01-{day:02d}") for day in (8, 9, 10))
 LISTING_OF_WALLSTREETBETS = r"^/r/wallstreetbets/new$"
 RAW_REDDIT_STEPS = ("raw__reddit_posts", "raw__reddit_comments")
 # The originals, before any world patches them (the module's shared run stays patched while the
@@ -81,7 +82,7 @@ REAL_PRICE_SOURCE = prices_live.LivePriceSource
 REAL_DAGSTER_DELAY = RetryPolicy.calculate_delay
 
 
-# --- the fake world ---------------------------------------------------------------------------------
+# --- the fake world -------------------------------------------------------------------------------
 # Times are UTC; New York is UTC-5 in January, so a session closes at 21:00 UTC. Session windows:
 # 2024-01-08 = (Fri 01-05 21:00, Mon 01-08 21:00], then one day each for 01-09 and 01-10.
 
@@ -227,7 +228,7 @@ class LiveWorld:
 
 @contextmanager
 def live_world(base_dir: Path) -> Iterator[LiveWorld]:
-    """Fakes on 127.0.0.1, the live-mode environment, fake time, and an instance under ``base_dir``."""
+    """Fakes on 127.0.0.1, the live-mode environment, fake time, an instance under ``base_dir``."""
     fake_time = FakeTime()
 
     # Our retry layer and rate limiters get the fake clock; the sources are otherwise untouched
@@ -291,7 +292,8 @@ class CapturedLogs(logging.Handler):
         self.lines: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(f"{record.name} {record.levelname} {record.getMessage()} {record.exc_text or ''}")
+        text = f"{record.name} {record.levelname} {record.getMessage()} {record.exc_text or ''}"
+        self.lines.append(text)
 
     @property
     def text(self) -> str:
@@ -330,7 +332,8 @@ def _sqlite_texts(path: Path) -> Iterator[str]:
     """Every cell of every table of a SQLite file as text, zlib-compressed blobs decompressed."""
     connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
-        tables = [row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        listed = connection.execute("SELECT name FROM sqlite_master WHERE type='table'")
+        tables = [row[0] for row in listed]
         for table in tables:
             for row in connection.execute(f'SELECT * FROM "{table}"'):
                 for cell in row:
@@ -346,12 +349,12 @@ def _sqlite_texts(path: Path) -> Iterator[str]:
         connection.close()
 
 
-# --- the happy path ---------------------------------------------------------------------------------
+# --- the happy path -------------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
 def live_run(tmp_path_factory):
-    """One live run of the whole chain for the range, shared by the happy-path tests (it is slow)."""
+    """One live run of the whole chain for the range, shared by the happy-path tests (slow)."""
     with live_world(tmp_path_factory.mktemp("live")) as world, CapturedLogs().installed() as logs:
         result = world.run()
         assert result.success, [
@@ -371,7 +374,9 @@ def test_live_mode_runs_the_live_sources_through_the_credentials_in_the_environm
     assert world.settings.data_source is DataSource.LIVE
     tokens = world.reddit.issued_tokens()
     assert tokens, "praw fetched a token from the fake"
-    token_posts = [record for record in world.reddit.requests if record.path == "/api/v1/access_token"]
+    token_posts = [
+        record for record in world.reddit.requests if record.path == "/api/v1/access_token"
+    ]
     # Script-app login: the secret travels as HTTP Basic, the password in the form body.
     assert {record.authorization for record in token_posts} == {
         "Basic " + base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
@@ -388,7 +393,8 @@ def test_reddit_rows_land_in_the_session_whose_window_holds_them(live_run):
     assert _sessions_by_key(raw_posts, "post_id") == EXPECTED_POST_SESSIONS
     assert _sessions_by_key(raw_comments, "comment_id") == EXPECTED_COMMENT_SESSIONS
     assert len(raw_posts) == len(EXPECTED_POST_SESSIONS), "each post fetched once"
-    assert set(raw_posts.set_index("post_id").loc[["saturday", "wednesday"], "subreddit"]) == {"stocks"}
+    subreddit_of = raw_posts.set_index("post_id")["subreddit"]
+    assert (subreddit_of["saturday"], subreddit_of["onlyone"]) == ("stocks", "investing")
 
     clean_posts = world.table("clean.reddit_posts")
     clean_comments = world.table("clean.reddit_comments")
@@ -405,9 +411,7 @@ def test_reddit_rows_land_in_the_session_whose_window_holds_them(live_run):
 def test_dirty_rows_are_quarantined_with_their_reason_in_their_session(live_run):
     world, _, _ = live_run
     rejected = world.table("clean.rejected_rows")
-    by_source = {
-        source: rows for source, rows in rejected.groupby("source")
-    }
+    by_source = dict(tuple(rejected.groupby("source")))
     assert set(by_source) == {"raw.reddit_posts", "raw.reddit_comments", "raw.price_history"}
     post = by_source["raw.reddit_posts"].iloc[0]
     assert (len(by_source["raw.reddit_posts"]), post["record_key"]) == (1, "untitled")
@@ -430,7 +434,9 @@ def test_prices_of_the_run_range_only_and_the_unknown_ticker_is_a_failure_row(li
     # The bars are the fake's numbers, on their sessions.
     aapl = raw[raw["ticker"] == "AAPL"].sort_values("session_date")
     assert list(pd.to_datetime(aapl["session_date"])) == list(SESSIONS)
-    assert aapl["close"].to_numpy() == pytest.approx(market["AAPL"].loc[SESSIONS, "close"].to_numpy())
+    assert aapl["close"].to_numpy() == pytest.approx(
+        market["AAPL"].loc[SESSIONS, "close"].to_numpy()
+    )
     assert aapl["adj_close"].to_numpy() == pytest.approx(
         market["AAPL"].loc[SESSIONS, "adj_close"].to_numpy()
     )
@@ -480,7 +486,8 @@ def test_no_secret_reaches_logs_events_instance_files_or_the_warehouse(live_run)
         assert _leaks(serialize_value(entry), secrets) == [], entry.message
     for path in (["raw", "reddit_posts"], ["raw", "reddit_comments"], ["raw", "price_history"]):
         for record in world.instance.fetch_materializations(AssetKey(path), limit=10).records:
-            shown = "".join(f"{key}={value}" for key, value in record.asset_materialization.metadata.items())
+            metadata = record.asset_materialization.metadata
+            shown = "".join(f"{key}={value}" for key, value in metadata.items())
             assert _leaks(shown, secrets) == []
     run = world.instance.get_run_by_id(result.run_id)
     assert _leaks(serialize_value(run), secrets) == []
@@ -510,10 +517,12 @@ def test_no_secret_reaches_logs_events_instance_files_or_the_warehouse(live_run)
         assert _leaks(world.table(table).to_csv(), secrets) == [], table
 
 
-# --- failure paths ----------------------------------------------------------------------------------
+# --- failure paths --------------------------------------------------------------------------------
 
 
-def test_rejected_credentials_fail_the_reddit_steps_once_without_any_retry(fresh_live_world, caplog):
+def test_rejected_credentials_fail_the_reddit_steps_once_without_any_retry(
+    fresh_live_world, caplog
+):
     caplog.set_level(logging.DEBUG)
     world = fresh_live_world
     world.reddit.script(
