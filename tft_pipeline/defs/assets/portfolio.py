@@ -5,7 +5,7 @@ from dagster import AssetExecutionContext, MetadataValue, Output, asset
 
 from tft_pipeline.backtest import backtest_report as compute_backtest_report
 from tft_pipeline.backtest import buy_and_hold_curve, equity_plot_png
-from tft_pipeline.defs.constants import PORTFOLIO_GROUP, WAREHOUSE_POOL
+from tft_pipeline.defs.constants import PORTFOLIO_GROUP, SINGLE_RUN, WAREHOUSE_POOL
 from tft_pipeline.defs.metadata import png, preview
 from tft_pipeline.defs.resources import WarehouseResource
 from tft_pipeline.paper_trading import replay_ledger
@@ -24,6 +24,8 @@ def _read(store, table: str) -> pd.DataFrame:
     key=["portfolio", "positions"],
     deps=[["signals", "risk_filtered_signals"], ["portfolio", "equity"], ["clean", "price_history"]],
     group_name=PORTFOLIO_GROUP,
+    # Unpartitioned, but every asset of the chain needs the policy for CLI range runs.
+    backfill_policy=SINGLE_RUN,
     pool=WAREHOUSE_POOL,
     io_manager_key="warehouse_io_manager",
     kinds={"python", "duckdb"},
@@ -61,6 +63,8 @@ def positions(context: AssetExecutionContext, warehouse: WarehouseResource) -> O
     key=["portfolio", "backtest_report"],
     deps=[["portfolio", "positions"], ["portfolio", "equity"], ["clean", "price_history"]],
     group_name=PORTFOLIO_GROUP,
+    # Unpartitioned, but every asset of the chain needs the policy for CLI range runs.
+    backfill_policy=SINGLE_RUN,
     pool=WAREHOUSE_POOL,
     io_manager_key="warehouse_io_manager",
     kinds={"python", "duckdb"},
