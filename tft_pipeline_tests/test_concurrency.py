@@ -41,6 +41,9 @@ def test_a_backfill_and_a_daily_run_at_once_both_succeed(tmp_path):
         TFT_WAREHOUSE_PATH=str(tmp_path / "warehouse.duckdb"),
         TFT_TICKERS="AAPL,MSFT,NVDA,TSLA,GME",
     )
+    # The instance exists before the runs, as on a server (two processes creating a fresh SQLite
+    # instance at once would race on its schema migration).
+    subprocess.run([sys.executable, "-m", "dagster", "instance", "migrate"], env=env, check=True, capture_output=True)
     command = [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "tft_pipeline.definitions", "--select", "*"]
     backfill = subprocess.Popen(command + ["--partition-range", "2024-02-01...2024-02-09"], cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     daily = subprocess.Popen(command + ["--partition", "2024-02-12"], cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
