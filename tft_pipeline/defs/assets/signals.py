@@ -119,7 +119,8 @@ def baseline_signals(context: AssetExecutionContext, warehouse: WarehouseResourc
                 "train_end": trained.train_end, "n_train": metrics.n_train,
                 "n_holdout": metrics.n_holdout, "holdout_auc": metrics.auc,
                 "holdout_brier": metrics.brier, "holdout_hit_rate": metrics.hit_rate,
-                "holdout_base_rate": metrics.base_rate, "artifact": str(path),
+                # Relative to the warehouse's folder, so a copied or moved warehouse still finds it.
+                "holdout_base_rate": metrics.base_rate, "artifact": f"models/{path.name}",
             }
         )
     versions = conform(pd.DataFrame(rows), MODEL_VERSION_COLUMNS)
