@@ -94,7 +94,12 @@ def print_report(warehouse_path: Path, console: Console) -> None:
     console.print(_table(f"Warehouse {warehouse_path}", summary["tables"]))
     if "rejected" in summary:
         console.print(_table("Rejected raw rows by reason", summary["rejected"]))
-    if "accepted" in summary:
+    if "accepted" in summary and pd.isna(summary["latest_session"]["session"].iloc[0]):
+        console.print(
+            "No trading signal yet: the walk-forward model scores a session only once enough "
+            "labels (10-session horizon) were known before it; materialize more sessions."
+        )
+    elif "accepted" in summary:
         session = pd.Timestamp(summary["latest_session"]["session"].iloc[0]).date()
         accepted = summary["accepted"]
         if accepted.empty:
