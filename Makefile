@@ -44,10 +44,10 @@ report: install ## print the report of the warehouse as it is
 	$(UV) run --frozen --no-sync python -m tft_pipeline report
 
 test: install-dev ## the whole pytest suite, offline
-	$(UV) run --frozen --no-sync pytest -n 2 --timeout 600
+	$(UV) run --frozen --no-sync pytest -n 2 --dist loadgroup --timeout 600
 
 test-fast: install-dev ## the suite without the slow end-to-end tests
-	$(UV) run --frozen --no-sync pytest -n 2 -m "not slow"
+	$(UV) run --frozen --no-sync pytest -n 2 --dist loadgroup -m "not slow"
 
 dev: install $(DAGSTER_HOME)/dagster.yaml ## the Dagster UI on http://$(HOST):$(PORT) (webserver + daemon)
 	$(UV) run --frozen --no-sync dagster dev -w workspace.yaml -h $(HOST) -p $(PORT)

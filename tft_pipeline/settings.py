@@ -73,8 +73,9 @@ class Settings(BaseSettings):
     reddit_user_agent: str | None = Field(default=None, alias="REDDIT_USER_AGENT")
     reddit_username: str | None = Field(default=None, alias="REDDIT_USERNAME")
     reddit_password: SecretStr | None = Field(default=None, alias="REDDIT_PASSWORD")
-    reddit_oauth_url: str = Field(default="https://oauth.reddit.com", alias="REDDIT_OAUTH_URL")
-    reddit_url: str = Field(default="https://www.reddit.com", alias="REDDIT_URL")
+    # None: praw's own configuration (praw.ini, else Reddit's endpoints) decides.
+    reddit_oauth_url: str | None = Field(default=None, alias="REDDIT_OAUTH_URL")
+    reddit_url: str | None = Field(default=None, alias="REDDIT_URL")
     reddit_top_posts_for_comments: int = Field(default=25, ge=0, alias="TFT_REDDIT_TOP_POSTS")
     reddit_requests_per_second: float = Field(default=1.0, gt=0.0, alias="TFT_REDDIT_RPS")
     price_requests_per_second: float = Field(default=2.0, gt=0.0, alias="TFT_PRICE_RPS")

@@ -50,8 +50,8 @@ class LiveRedditResource(RedditSourceResource):
     user_agent: str = Field(description="REDDIT_USER_AGENT")
     username: str | None = None
     password: str | None = None
-    oauth_url: str = "https://oauth.reddit.com"
-    reddit_url: str = "https://www.reddit.com"
+    oauth_url: str | None = None  # None: praw.ini or Reddit's
+    reddit_url: str | None = None
     top_posts_for_comments: int = 25
     requests_per_second: float = 1.0
 
