@@ -115,7 +115,7 @@ class RunFailure:
         return cls(
             run_id=run_id,
             job_name=job_name,
-            failed_at=failed_at.astimezone(dt.timezone.utc),
+            failed_at=failed_at.astimezone(dt.UTC),
             error=message,
             failed_steps=tuple(sorted(set(failed_steps))),
             failed_assets=tuple(sorted(set(failed_assets))),

@@ -49,7 +49,7 @@ def webhook_receiver(status: int = 200, delay_s: float = 0.0) -> Iterator[Webhoo
     receiver = WebhookReceiver(status=status, delay_s=delay_s)
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             receiver.posts.append(json.loads(body))
             receiver.headers.append(dict(self.headers))
@@ -245,3 +245,109 @@ def dagster_home_env(home: Path, extra: dict[str, str] | None = None) -> Iterato
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+# --- the webserver's GraphQL API (what the UI calls) ----------------------------------------------
+
+
+class GraphQLError(RuntimeError):
+    pass
+
+
+@dataclass
+class WebserverClient:
+    """The few GraphQL calls the UI makes for a schedule toggle and a backfill launch."""
+
+    base_url: str
+
+    def query(self, document: str, variables: dict[str, Any] | None = None, timeout_s: float = 60.0) -> dict:
+        import urllib.error
+        import urllib.request
+
+        request = urllib.request.Request(
+            f"{self.base_url}/graphql",
+            data=json.dumps({"query": document, "variables": variables or {}}).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=timeout_s) as response:
+                payload = json.loads(response.read())
+        except urllib.error.HTTPError as error:  # GraphQL errors come with a JSON body
+            raise GraphQLError(f"HTTP {error.code}: {error.read()[:2000]!r}") from None
+        if payload.get("errors"):
+            raise GraphQLError(json.dumps(payload["errors"])[:2000])
+        return payload["data"]
+
+    def is_up(self) -> bool:
+        import urllib.request
+
+        try:
+            with urllib.request.urlopen(f"{self.base_url}/server_info", timeout=2) as response:
+                return response.status == 200
+        except OSError:
+            return False
+
+    def loaded_location(self) -> str | None:
+        """The name of the loaded code location (None while starting or loading); raises on a load error."""
+        if not self.is_up():
+            return None
+        data = self.query(
+            """{ workspaceOrError { __typename ... on Workspace { locationEntries { name loadStatus
+                 locationOrLoadError { __typename ... on PythonError { message } } } } } }"""
+        )
+        entries = data["workspaceOrError"].get("locationEntries", [])
+        for entry in entries:
+            error = entry["locationOrLoadError"]
+            if error and error["__typename"] == "PythonError":
+                raise GraphQLError(f"code location {entry['name']} failed to load: {error['message']}")
+            if entry["loadStatus"] == "LOADED" and error:
+                return entry["name"]
+        return None
+
+    def start_schedule(self, location: str, schedule: str, repository: str = "__repository__") -> str:
+        data = self.query(
+            """mutation($selector: ScheduleSelector!) { startSchedule(scheduleSelector: $selector) {
+                 __typename ... on ScheduleStateResult { scheduleState { status } }
+                 ... on PythonError { message } } }""",
+            {"selector": {"repositoryLocationName": location, "repositoryName": repository, "scheduleName": schedule}},
+        )
+        result = data["startSchedule"]
+        if result["__typename"] != "ScheduleStateResult":
+            raise GraphQLError(str(result))
+        return result["scheduleState"]["status"]
+
+    def asset_keys(self) -> list[list[str]]:
+        data = self.query("{ assetNodes { assetKey { path } } }")
+        return [node["assetKey"]["path"] for node in data["assetNodes"]]
+
+    def asset_nodes(self) -> dict[tuple[str, ...], bool]:
+        """Every asset key, and whether it is partitioned."""
+        data = self.query("{ assetNodes { assetKey { path } partitionDefinition { type } } }")
+        return {tuple(node["assetKey"]["path"]): node["partitionDefinition"] is not None for node in data["assetNodes"]}
+
+    def launch_asset_backfill(
+        self, asset_keys: list[list[str]], partitions: list[str] | None = None,
+        partition_range: tuple[str, str] | None = None, partitioned: dict | None = None, title: str = "",
+    ) -> str:
+        """Backfill ``asset_keys``: by partition names (what the UI's asset "Materialize → Launch
+        backfill" sends) or by a range per asset (``partitionsByAssets``, the range form of the API)."""
+        if partition_range is not None:
+            start, end = partition_range
+            params = {"partitionsByAssets": [
+                {"assetKey": {"path": key},
+                 "partitions": {"range": {"start": start, "end": end}} if (partitioned or {}).get(tuple(key), True) else None}
+                for key in asset_keys
+            ]}
+        else:
+            params = {"assetSelection": [{"path": key} for key in asset_keys], "partitionNames": partitions}
+        data = self.query(
+            """mutation($params: LaunchBackfillParams!) { launchPartitionBackfill(backfillParams: $params) {
+                 __typename ... on LaunchBackfillSuccess { backfillId }
+                 ... on PythonError { message } ... on PartitionKeysNotFoundError { message } } }""",
+            {"params": {**params, "title": title}},
+        )
+        result = data["launchPartitionBackfill"]
+        if result["__typename"] != "LaunchBackfillSuccess":
+            raise GraphQLError(str(result))
+        return result["backfillId"]

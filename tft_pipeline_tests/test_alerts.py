@@ -20,7 +20,7 @@ from tft_pipeline.alerts import (
 )
 from tft_pipeline_tests.operations_support import free_port, webhook_receiver
 
-FAILED_AT = dt.datetime(2024, 1, 12, 21, 45, tzinfo=dt.timezone.utc)
+FAILED_AT = dt.datetime(2024, 1, 12, 21, 45, tzinfo=dt.UTC)
 # Secrets are tokens of URL-safe characters (Reddit's, webhook tokens, passwords); the mask "***"
 # cannot hide a secret without "*" inside it.
 secret_text = st.text(st.characters(codec="ascii", exclude_characters="*\x00"), min_size=1, max_size=30)

@@ -10,7 +10,11 @@ import pytest
 from dagster import AssetCheckSeverity, DagsterInstance, build_schedule_context
 
 from tft_pipeline.definitions import build_definitions
-from tft_pipeline.defs.checks import FRESHNESS_JOB_NAME, SCHEDULED_TIME_TAG, warehouse_freshness_schedule
+from tft_pipeline.defs.checks import (
+    FRESHNESS_JOB_NAME,
+    SCHEDULED_TIME_TAG,
+    warehouse_freshness_schedule,
+)
 from tft_pipeline.settings import load_settings
 from tft_pipeline.warehouse import Warehouse
 

@@ -5,14 +5,30 @@ from __future__ import annotations
 import logging
 
 import pytest
-from dagster import AssetKey, DagsterInstance, DefaultSensorStatus, build_run_status_sensor_context, job, op
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+from dagster import (
+    AssetKey,
+    DagsterEvent,
+    DagsterEventType,
+    DagsterInstance,
+    DefaultSensorStatus,
+    build_run_status_sensor_context,
+    job,
+    op,
+)
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+)
 
 from tft_pipeline.alerts import FailureLog
 from tft_pipeline.definitions import build_definitions
 from tft_pipeline.defs.jobs import DAILY_JOB_NAME
 from tft_pipeline.defs.security import warn_about_env_file_permissions
-from tft_pipeline.defs.sensors import RUN_FAILURE_SENSOR_NAME, operations_db_path, run_failure_alert_sensor
+from tft_pipeline.defs.sensors import (
+    RUN_FAILURE_SENSOR_NAME,
+    operations_db_path,
+    run_failure_alert_sensor,
+)
 from tft_pipeline.settings import load_settings
 from tft_pipeline_tests.operations_support import webhook_receiver
 
@@ -126,3 +142,28 @@ def test_a_readable_env_file_is_warned_about_once(tmp_path, caplog, mode, warns)
     assert logged == ([first] if warns else [])
     if warns:
         assert f"chmod 600 {env_file}" in first
+
+
+def test_a_crashed_run_is_recorded_with_the_step_it_stopped_in(tmp_path):
+    settings = load_settings(None, TFT_WAREHOUSE_PATH=str(tmp_path / "w.duckdb"), TFT_TICKERS=TICKERS)
+    with DagsterInstance.ephemeral() as instance:
+        run = instance.create_run_for_job(job_def=leaky_job, tags={"dagster/partition": "2024-01-12"})
+        # What a code server reports when a run worker is killed (OOM, SIGKILL) mid-step.
+        instance.report_dagster_event(
+            DagsterEvent(DagsterEventType.STEP_START.value, job_name=run.job_name, step_key="leaky_op"),
+            run.run_id,
+        )
+        instance.report_engine_event(
+            f"Run execution process for {run.run_id} unexpectedly exited with exit code -9.", run
+        )
+        failure_event = instance.report_run_failed(run)
+        context = build_run_status_sensor_context(
+            sensor_name=RUN_FAILURE_SENSOR_NAME, dagster_event=failure_event,
+            dagster_instance=instance, dagster_run=instance.get_run_by_id(run.run_id),
+        )
+        run_failure_alert_sensor(settings)(context)
+
+    (failure,) = FailureLog(operations_db_path(settings)).recent()
+    assert failure.failed_steps == ("leaky_op",)
+    assert "exited with exit code -9" in failure.error and "interrupted steps: leaky_op" in failure.error
+    assert (failure.first_session, failure.last_session) == ("2024-01-12", "2024-01-12")

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from dagster import (
+    DagsterEventType,
     DagsterInstance,
     DagsterRun,
     DefaultSensorStatus,
@@ -62,6 +63,30 @@ def _step_asset_keys(instance: DagsterInstance, run: DagsterRun) -> dict[str, li
     return keys
 
 
+def _interrupted_steps(instance: DagsterInstance, run_id: str) -> tuple[list[str], str | None]:
+    """Steps of ``run_id`` that started but never finished, and the run's last engine message."""
+    records = instance.get_records_for_run(
+        run_id,
+        of_type={
+            DagsterEventType.STEP_START, DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE,
+            DagsterEventType.STEP_SKIPPED, DagsterEventType.STEP_UP_FOR_RETRY, DagsterEventType.ENGINE_EVENT,
+        },
+    ).records
+    started: dict[str, None] = {}
+    engine_message = None
+    for record in records:
+        event = record.event_log_entry.dagster_event
+        if event is None:
+            continue
+        if event.event_type == DagsterEventType.ENGINE_EVENT:
+            engine_message = event.message or engine_message
+        elif event.event_type == DagsterEventType.STEP_START:
+            started[event.step_key] = None
+        else:
+            started.pop(event.step_key, None)
+    return list(started), engine_message
+
+
 def failure_from_context(context: RunFailureSensorContext, secrets: Iterable[str]) -> RunFailure:
     """The redacted record of the failed run the sensor was called for."""
     run = context.dagster_run
@@ -72,14 +97,21 @@ def failure_from_context(context: RunFailureSensorContext, secrets: Iterable[str
             f"{event.step_key}: {_error_text(event.step_failure_data.error)}" for event in step_failures
         )
     else:
-        # No step failed: the run worker crashed, was canceled or could not start.
+        # No step failed: the run worker crashed, was canceled or could not start. Dagster's own
+        # message says only "marked as failed"; the last engine event says why, and the steps
+        # that had started but not finished are where it stopped.
+        interrupted, engine_message = _interrupted_steps(context.instance, run.run_id)
+        failed_steps = interrupted
         run_error = getattr(context.failure_event.event_specific_data, "error", None)
-        error = "\n".join(part for part in (context.failure_event.message, _error_text(run_error)) if part)
+        parts = [context.failure_event.message, engine_message, _error_text(run_error)]
+        if interrupted:
+            parts.append(f"interrupted steps: {', '.join(interrupted)}")
+        error = "\n".join(part for part in parts if part)
     step_assets = _step_asset_keys(context.instance, run)
     failed_assets = [key for step in failed_steps for key in step_assets.get(step, [])]
     record = context.instance.get_run_record_by_id(run.run_id)
     ended = record.end_time if record is not None else None
-    failed_at = dt.datetime.fromtimestamp(ended, dt.timezone.utc) if ended else dt.datetime.now(dt.timezone.utc)
+    failed_at = dt.datetime.fromtimestamp(ended, dt.UTC) if ended else dt.datetime.now(dt.UTC)
     location = run.remote_job_origin.location_name if run.remote_job_origin else None
     return RunFailure.build(
         run_id=run.run_id,
