@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         with console.status(f"bench {name}"):
             try:
                 figures = module.run(quick=args.quick)
-            except Exception:  # a broken benchmark is reported, the others still run
+            except Exception:  # noqa: BLE001 - a broken benchmark is reported, the others still run
                 failed = True
                 console.print(f"[red]bench {name} failed[/red]\n{traceback.format_exc()}")
                 continue

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import pandas as pd
 from rich.console import Console
 
-from tft_pipeline.settings import SettingsError, env_file_permissions_warning, PROJECT_ROOT
+from tft_pipeline.settings import PROJECT_ROOT, SettingsError, env_file_permissions_warning
 
 
 def _materialize_range(sessions: pd.DatetimeIndex, console: Console) -> str:

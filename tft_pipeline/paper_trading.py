@@ -60,7 +60,7 @@ def trade_sessions(
     prices: pd.DataFrame,
     sessions: pd.DatetimeIndex,
     risk_manager: RiskManager,
-    config: PortfolioConfig = PortfolioConfig(),
+    config: PortfolioConfig | None = None,
 ) -> TradingResult:
     """Judge and book ``sessions`` (consecutive) of ``signals``, resuming after the session before.
 
@@ -68,6 +68,7 @@ def trade_sessions(
     range's first session are ignored, so re-running a range never replays its own old decisions).
     ``prices``: clean bars from the first recorded decision through the range's last session.
     """
+    config = config or PortfolioConfig()
     first = sessions[0]
     before = accepted_before[pd.to_datetime(accepted_before["session_date"]) < first]
     previous = replay_ledger(before, prices, previous_session(first), config)

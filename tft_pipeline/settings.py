@@ -11,11 +11,10 @@ import os
 from enum import Enum
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-from typing_extensions import Annotated
 
 from tft_pipeline.trading_calendar import CALENDAR_FIRST_DAY, CALENDAR_LAST_DAY
 from tft_pipeline.universe import DEFAULT_UNIVERSE, InvalidTickerError, parse_tickers

@@ -115,49 +115,47 @@ class Warehouse:
                 f"{table}: the frame holds rows of session(s) {shown} outside the partitions "
                 f"being written ({days[0]}..{days[-1]})"
             )
-        with self.connect() as connection:
-            connection.register("incoming_frame", frame)
-            try:
-                connection.execute("BEGIN TRANSACTION")
-                connection.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
-                self._create_or_evolve(connection, schema, name)
-                connection.execute(
-                    f'DELETE FROM "{schema}"."{name}" WHERE {PARTITION_COLUMN} IN '
-                    f"(SELECT UNNEST(?::DATE[]))",
-                    [days],
-                )
-                if before_insert is not None:
-                    before_insert(connection)
-                connection.execute(
-                    f'INSERT INTO "{schema}"."{name}" BY NAME SELECT * REPLACE '
-                    f"(CAST({PARTITION_COLUMN} AS DATE) AS {PARTITION_COLUMN}) FROM incoming_frame"
-                )
-                connection.execute("COMMIT")
-            except BaseException:
-                connection.execute("ROLLBACK")
-                raise
-            finally:
-                connection.unregister("incoming_frame")
+        with self._writing(schema, frame) as connection:
+            self._create_or_evolve(connection, schema, name)
+            connection.execute(
+                f'DELETE FROM "{schema}"."{name}" WHERE {PARTITION_COLUMN} IN '
+                f"(SELECT UNNEST(?::DATE[]))",
+                [days],
+            )
+            if before_insert is not None:
+                before_insert(connection)
+            connection.execute(
+                f'INSERT INTO "{schema}"."{name}" BY NAME SELECT * REPLACE '
+                f"(CAST({PARTITION_COLUMN} AS DATE) AS {PARTITION_COLUMN}) FROM incoming_frame"
+            )
         return len(frame)
 
     def replace_table(self, table: str, frame: pd.DataFrame) -> int:
         """Replace the whole of an unpartitioned ``table`` with ``frame``, atomically."""
         schema, name = _split_table(table)
+        with self._writing(schema, frame) as connection:
+            connection.execute(
+                f'CREATE OR REPLACE TABLE "{schema}"."{name}" AS SELECT * FROM incoming_frame'
+            )
+        return len(frame)
+
+    @contextmanager
+    def _writing(
+        self, schema: str, frame: pd.DataFrame
+    ) -> Iterator[duckdb.DuckDBPyConnection]:
+        """One transaction with ``frame`` registered as ``incoming_frame``: all of it or nothing."""
         with self.connect() as connection:
             connection.register("incoming_frame", frame)
             try:
                 connection.execute("BEGIN TRANSACTION")
                 connection.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
-                connection.execute(
-                    f'CREATE OR REPLACE TABLE "{schema}"."{name}" AS SELECT * FROM incoming_frame'
-                )
+                yield connection
                 connection.execute("COMMIT")
             except BaseException:
                 connection.execute("ROLLBACK")
                 raise
             finally:
                 connection.unregister("incoming_frame")
-        return len(frame)
 
     @staticmethod
     def _create_or_evolve(connection: duckdb.DuckDBPyConnection, schema: str, name: str) -> None:

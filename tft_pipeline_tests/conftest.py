@@ -18,16 +18,16 @@ for _name in list(os.environ):
 os.environ["TFT_DATA_SOURCE"] = "sample"
 os.environ.pop("DAGSTER_HOME", None)
 
-from dagster import DagsterInstance  # noqa: E402
-from dagster._core.storage.tags import (  # noqa: E402
+from dagster import DagsterInstance
+from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
 )
 
-from tft_pipeline.definitions import build_definitions  # noqa: E402
-from tft_pipeline.defs.jobs import DAILY_JOB_NAME  # noqa: E402
-from tft_pipeline.settings import load_settings  # noqa: E402
-from tft_pipeline.warehouse import Warehouse  # noqa: E402
+from tft_pipeline.definitions import build_definitions
+from tft_pipeline.defs.jobs import DAILY_JOB_NAME
+from tft_pipeline.settings import load_settings
+from tft_pipeline.warehouse import Warehouse
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_TICKERS = "AAPL,MSFT,NVDA,TSLA,GME,AMC,PLTR,C,V,JPM,XOM,AMD"

@@ -21,7 +21,7 @@ def environment(tmp_path: Path, **extra: str) -> dict[str, str]:
 def test_definitions_validate_with_the_workspace():
     result = subprocess.run(
         [sys.executable, "-m", "dagster", "definitions", "validate", "-w", "workspace.yaml"],
-        cwd=PROJECT_ROOT, env=environment(Path("/tmp")), capture_output=True, text=True, timeout=300,
+        cwd=PROJECT_ROOT, env=environment(Path("/tmp")), capture_output=True, text=True, check=False, timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Validation successful" in result.stdout + result.stderr
@@ -35,7 +35,7 @@ def test_run_materializes_the_latest_sessions_and_prints_the_report(tmp_path):
     env = environment(tmp_path, DAGSTER_HOME=str(home))
     result = subprocess.run(
         [sys.executable, "-m", "tft_pipeline", "run", "--sessions", "3"],
-        cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=600,
+        cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, check=False, timeout=600,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     out = result.stdout
@@ -52,7 +52,7 @@ def test_run_materializes_the_latest_sessions_and_prints_the_report(tmp_path):
 def test_a_wrong_setting_is_a_clear_startup_error(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "tft_pipeline", "report"],
-        cwd=PROJECT_ROOT, env=environment(tmp_path, TFT_DATA_SOURCE="foo"), capture_output=True, text=True, timeout=120,
+        cwd=PROJECT_ROOT, env=environment(tmp_path, TFT_DATA_SOURCE="foo"), capture_output=True, text=True, check=False, timeout=120,
     )
     assert result.returncode == 2
     assert "TFT_DATA_SOURCE='foo': allowed values are 'sample' or 'live'" in result.stdout + result.stderr
@@ -62,7 +62,7 @@ def test_a_wrong_setting_is_a_clear_startup_error(tmp_path):
 def test_report_before_any_run_says_what_to_do(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "tft_pipeline", "report"],
-        cwd=PROJECT_ROOT, env=environment(tmp_path), capture_output=True, text=True, timeout=120,
+        cwd=PROJECT_ROOT, env=environment(tmp_path), capture_output=True, text=True, check=False, timeout=120,
     )
     assert result.returncode == 1
     assert "does not exist yet: run `make run` first" in result.stdout + result.stderr

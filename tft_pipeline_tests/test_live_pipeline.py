@@ -23,22 +23,21 @@ import pandas as pd
 import prawcore.sessions
 import pytest
 from dagster import AssetKey, DagsterEventType, DagsterInstance, RetryPolicy
+from dagster._core.events import RunFailureReason
+from dagster._core.execution.retries import auto_reexecution_should_retry_run
 from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
 )
-from dagster._core.events import RunFailureReason
-from dagster._core.execution.retries import auto_reexecution_should_retry_run
 from dagster._serdes import serialize_value
 
-import tft_pipeline.sources.prices_live as prices_live
-import tft_pipeline.sources.reddit_live as reddit_live
 from tft_pipeline.definitions import build_definitions
 from tft_pipeline.defs.assets import ingest
 from tft_pipeline.defs.constants import SCRAPER_MAX_RETRIES, SCRAPER_RETRY_POLICY
 from tft_pipeline.defs.jobs import DAILY_JOB_NAME
 from tft_pipeline.retry import REDDIT_CONFIG
 from tft_pipeline.settings import DataSource, load_settings
+from tft_pipeline.sources import prices_live, reddit_live
 from tft_pipeline.sources.limits import DAGSTER_SCRAPER_MAX_RETRIES
 from tft_pipeline.sources.reddit_live import (
     CREDENTIALS_MESSAGE,

@@ -80,6 +80,9 @@ def test_nothing_is_lost_raw_equals_clean_plus_rejected_plus_duplicates(ten_sess
         assert len(rejected_here) > 0, f"the sample feed carries dirt in raw.{name}"
         assert duplicates > 0, f"the sample feed carries repeated fetches in raw.{name}"
         assert rejected_here["reason"].str.len().min() > 5
+        if len(key) == 1:  # every fetched post and comment id survives: clean or quarantined
+            survivors = set(clean[key[0]]) | set(rejected_here["record_key"])
+            assert set(raw[key[0]].dropna()) <= survivors, name
 
 
 def test_dirty_rows_are_quarantined_with_reason_and_payload(ten_sessions):

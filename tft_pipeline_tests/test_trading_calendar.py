@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pandas as pd
 import pytest
 from hypothesis import given, settings
@@ -104,7 +106,7 @@ def test_every_instant_falls_in_exactly_the_window_of_its_session(moment):
 def test_windows_tile_time_without_gap_or_overlap():
     sessions = sessions_between("2024-01-02", "2024-12-31")
     windows = [reddit_window(day) for day in sessions]
-    for (_, previous_end), (start, _) in zip(windows, windows[1:]):
+    for (_, previous_end), (start, _) in itertools.pairwise(windows):
         assert start == previous_end
 
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dagster import Backoff, BackfillPolicy, Jitter, RetryPolicy
+from dagster import BackfillPolicy, Backoff, Jitter, RetryPolicy
 
-from tft_pipeline.settings import get_settings
 from tft_pipeline.defs.partitions import trading_session_partitions
+from tft_pipeline.settings import get_settings
 from tft_pipeline.sources.limits import DAGSTER_SCRAPER_MAX_RETRIES
 
 # Every asset that opens the DuckDB file runs in this pool. Its limit is 1 in the shipped instance

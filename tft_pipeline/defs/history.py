@@ -1,11 +1,17 @@
-"""Reading history before a run's first session from the warehouse (for lookback windows)."""
+"""A run's sessions, and the history before its first one read from the warehouse (lookbacks)."""
 
 from __future__ import annotations
 
 import pandas as pd
+from dagster import AssetExecutionContext
 
 from tft_pipeline.trading_calendar import nyse_calendar
 from tft_pipeline.warehouse import Warehouse
+
+
+def partition_sessions(context: AssetExecutionContext) -> pd.DatetimeIndex:
+    """The sessions a run materializes (one, or a backfill's range), oldest first."""
+    return pd.DatetimeIndex(sorted(pd.Timestamp(key) for key in context.partition_keys))
 
 
 def sessions_back(session: pd.Timestamp, count: int) -> pd.Timestamp:

@@ -8,8 +8,14 @@ sessions of the upstream partitions being read, or the whole table when unpartit
 from __future__ import annotations
 
 import pandas as pd
-from dagster import ConfigurableIOManager, InputContext, MetadataValue, OutputContext, TableColumn
-from dagster import TableSchema
+from dagster import (
+    ConfigurableIOManager,
+    InputContext,
+    MetadataValue,
+    OutputContext,
+    TableColumn,
+    TableSchema,
+)
 
 from tft_pipeline.warehouse import PARTITION_COLUMN, Warehouse
 
@@ -80,4 +86,4 @@ class WarehouseIOManager(ConfigurableIOManager):
         return warehouse.read_table(table)
 
 
-__all__ = ["WarehouseIOManager", "table_name", "PARTITION_COLUMN"]
+__all__ = ["PARTITION_COLUMN", "WarehouseIOManager", "table_name"]

@@ -2,8 +2,15 @@
 
 
 import pandas as pd
-from dagster import AssetExecutionContext, AssetIn, AssetKey, AssetOut, MetadataValue, Output
-from dagster import multi_asset
+from dagster import (
+    AssetExecutionContext,
+    AssetIn,
+    AssetKey,
+    AssetOut,
+    MetadataValue,
+    Output,
+    multi_asset,
+)
 from dagster_pandera import pandera_schema_to_dagster_type
 
 from tft_pipeline import validation

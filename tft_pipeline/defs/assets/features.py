@@ -3,8 +3,13 @@
 import pandas as pd
 from dagster import AssetExecutionContext, AssetIn, MetadataValue, Output, asset
 
-from tft_pipeline.defs.constants import FEATURES_GROUP, SESSION_PARTITIONS, SINGLE_RUN, WAREHOUSE_POOL
-from tft_pipeline.defs.history import read_history
+from tft_pipeline.defs.constants import (
+    FEATURES_GROUP,
+    SESSION_PARTITIONS,
+    SINGLE_RUN,
+    WAREHOUSE_POOL,
+)
+from tft_pipeline.defs.history import partition_sessions, read_history
 from tft_pipeline.defs.metadata import counts_table, preview
 from tft_pipeline.defs.resources import UniverseResource, WarehouseResource
 from tft_pipeline.features import (
@@ -13,12 +18,8 @@ from tft_pipeline.features import (
     build_feature_snapshots,
     extract_ticker_mentions,
 )
-from tft_pipeline.tables import conform
 from tft_pipeline.features.mentions import TICKER_MENTION_COLUMNS
-
-
-def _sessions(context: AssetExecutionContext) -> pd.DatetimeIndex:
-    return pd.DatetimeIndex(sorted(pd.Timestamp(key) for key in context.partition_keys))
+from tft_pipeline.tables import conform
 
 
 @asset(
@@ -75,7 +76,7 @@ def ticker_mentions(
 def feature_snapshots(
     context: AssetExecutionContext, warehouse: WarehouseResource, universe: UniverseResource
 ) -> Output:
-    sessions = _sessions(context)
+    sessions = partition_sessions(context)
     store = warehouse.warehouse()
     prices = read_history(store, "clean.price_history", sessions[0], sessions[-1], LOOKBACK_SESSIONS)
     mentions = read_history(store, "features.ticker_mentions", sessions[0], sessions[-1], TRAILING_WINDOW)

@@ -21,6 +21,7 @@ from tft_pipeline.defs.constants import (
     SINGLE_RUN,
     WAREHOUSE_POOL,
 )
+from tft_pipeline.defs.history import partition_sessions
 from tft_pipeline.defs.metadata import counts_table, preview
 from tft_pipeline.defs.resources import PriceSourceResource, RedditSourceResource, UniverseResource
 from tft_pipeline.sources.base import RedditFetch
@@ -31,15 +32,18 @@ from tft_pipeline.tables import (
     RAW_PRICE_COLUMNS,
     conform,
 )
-from tft_pipeline.trading_calendar import reddit_window_for_range, session_close, session_of_timestamps
-
+from tft_pipeline.trading_calendar import (
+    reddit_window_for_range,
+    session_close,
+    session_of_timestamps,
+)
 
 T = TypeVar("T")
 
 
 def run_sessions(context: AssetExecutionContext) -> pd.DatetimeIndex:
     """The sessions this run materializes (one, or a backfill's range), oldest first."""
-    sessions = pd.DatetimeIndex(sorted(pd.Timestamp(key) for key in context.partition_keys))
+    sessions = partition_sessions(context)
     last_close = session_close(sessions[-1])
     if last_close > pd.Timestamp.now(tz="UTC"):
         raise Failure(
@@ -76,7 +80,7 @@ def _fetch_or_fail(fetch: Callable[[], T]) -> T:
     """
     try:
         return fetch()
-    except Exception as error:  # noqa: BLE001 - classified, then re-raised
+    except Exception as error:
         if not hasattr(error, "permanent"):
             raise
         raise _source_failure(error, permanent=bool(error.permanent)) from error
@@ -107,42 +111,32 @@ def _reddit_metadata(frame: pd.DataFrame, fetch: RedditFetch, sessions: pd.Datet
     }
 
 
-@asset(
-    key=["raw", "reddit_posts"],
-    group_name=INGEST_GROUP,
-    partitions_def=SESSION_PARTITIONS,
-    backfill_policy=SINGLE_RUN,
-    retry_policy=SCRAPER_RETRY_POLICY,
-    pool=WAREHOUSE_POOL,
-    io_manager_key="warehouse_io_manager",
-    kinds={"python", "duckdb"},
-    description="Reddit posts as fetched, each in the session whose window contains it.",
-)
-def raw_reddit_posts(context: AssetExecutionContext, reddit: RedditSourceResource) -> Output:
-    sessions = run_sessions(context)
-    start, end = reddit_window_for_range(sessions[0], sessions[-1])
-    fetch = _fetch_or_fail(lambda: reddit.build_source().fetch_posts(start, end))
-    frame = _reddit_rows(fetch, RAW_POST_COLUMNS, sessions)
-    return Output(frame, metadata=_reddit_metadata(frame, fetch, sessions))
+def _raw_reddit_asset(kind: str, columns: dict[str, str]):
+    """``raw/reddit_<kind>``: the source's ``fetch_<kind>`` over the run's Reddit windows."""
+
+    @asset(
+        key=["raw", f"reddit_{kind}"],
+        group_name=INGEST_GROUP,
+        partitions_def=SESSION_PARTITIONS,
+        backfill_policy=SINGLE_RUN,
+        retry_policy=SCRAPER_RETRY_POLICY,
+        pool=WAREHOUSE_POOL,
+        io_manager_key="warehouse_io_manager",
+        kinds={"python", "duckdb"},
+        description=f"Reddit {kind} as fetched, each in the session whose window contains it.",
+    )
+    def raw_reddit_asset(context: AssetExecutionContext, reddit: RedditSourceResource) -> Output:
+        sessions = run_sessions(context)
+        start, end = reddit_window_for_range(sessions[0], sessions[-1])
+        fetch = _fetch_or_fail(lambda: getattr(reddit.build_source(), f"fetch_{kind}")(start, end))
+        frame = _reddit_rows(fetch, columns, sessions)
+        return Output(frame, metadata=_reddit_metadata(frame, fetch, sessions))
+
+    return raw_reddit_asset
 
 
-@asset(
-    key=["raw", "reddit_comments"],
-    group_name=INGEST_GROUP,
-    partitions_def=SESSION_PARTITIONS,
-    backfill_policy=SINGLE_RUN,
-    retry_policy=SCRAPER_RETRY_POLICY,
-    pool=WAREHOUSE_POOL,
-    io_manager_key="warehouse_io_manager",
-    kinds={"python", "duckdb"},
-    description="Reddit comments as fetched, each in the session whose window contains it.",
-)
-def raw_reddit_comments(context: AssetExecutionContext, reddit: RedditSourceResource) -> Output:
-    sessions = run_sessions(context)
-    start, end = reddit_window_for_range(sessions[0], sessions[-1])
-    fetch = _fetch_or_fail(lambda: reddit.build_source().fetch_comments(start, end))
-    frame = _reddit_rows(fetch, RAW_COMMENT_COLUMNS, sessions)
-    return Output(frame, metadata=_reddit_metadata(frame, fetch, sessions))
+raw_reddit_posts = _raw_reddit_asset("posts", RAW_POST_COLUMNS)
+raw_reddit_comments = _raw_reddit_asset("comments", RAW_COMMENT_COLUMNS)
 
 
 @multi_asset(
@@ -190,7 +184,7 @@ def raw_price_history(
             "rows": MetadataValue.int(len(bars)),
             "tickers_requested": MetadataValue.int(len(tickers)),
             "tickers_fetched": MetadataValue.int(int(bars["ticker"].nunique())),
-            "tickers_failed": MetadataValue.int(int(len(failures))),
+            "tickers_failed": MetadataValue.int(len(failures)),
             "requests": MetadataValue.int(fetch.requests),
             "preview": preview(bars),
         },

@@ -4,8 +4,16 @@ import pickle
 from pathlib import Path
 
 import pandas as pd
-from dagster import AssetExecutionContext, AssetIn, AssetKey, AssetOut, Config, MetadataValue, Output
-from dagster import multi_asset
+from dagster import (
+    AssetExecutionContext,
+    AssetIn,
+    AssetKey,
+    AssetOut,
+    Config,
+    MetadataValue,
+    Output,
+    multi_asset,
+)
 from pydantic import Field
 
 from tft_pipeline.defs.constants import (
@@ -15,7 +23,7 @@ from tft_pipeline.defs.constants import (
     SINGLE_RUN,
     WAREHOUSE_POOL,
 )
-from tft_pipeline.defs.history import read_history
+from tft_pipeline.defs.history import partition_sessions, read_history
 from tft_pipeline.defs.metadata import counts_table, preview
 from tft_pipeline.defs.resources import WarehouseResource
 from tft_pipeline.model.walk_forward import (
@@ -62,10 +70,6 @@ DECISION_COLUMNS = {
 }
 
 
-def _sessions(context: AssetExecutionContext) -> pd.DatetimeIndex:
-    return pd.DatetimeIndex(sorted(pd.Timestamp(key) for key in context.partition_keys))
-
-
 @multi_asset(
     outs={
         "trading_signals": AssetOut(
@@ -90,7 +94,7 @@ def _sessions(context: AssetExecutionContext) -> pd.DatetimeIndex:
 )
 def baseline_signals(context: AssetExecutionContext, warehouse: WarehouseResource):
     """Walk-forward: each session is scored by a model trained only on labels known before it."""
-    sessions = _sessions(context)
+    sessions = partition_sessions(context)
     store = warehouse.warehouse()
     snapshots = read_history(store, "features.feature_snapshots", sessions[0], sessions[-1], TRAINING_HISTORY_SESSIONS)
     prices = read_history(store, "clean.price_history", sessions[0], sessions[-1], TRAINING_HISTORY_SESSIONS)
@@ -202,7 +206,7 @@ def risk_checked_signals(
     """The gatekeeper: session by session, against the paper portfolio's state after the session before."""
     from tft_pipeline.settings import load_risk_settings
 
-    sessions = _sessions(context)
+    sessions = partition_sessions(context)
     overrides = {**load_risk_settings().overrides(), **config.model_dump(exclude_none=True)}
     initial_equity = overrides.pop("initial_equity")
     limits = RiskLimits(**overrides)
