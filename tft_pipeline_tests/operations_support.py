@@ -3,6 +3,7 @@ database, Dagster homes and processes started the way an operator starts them.""
 
 from __future__ import annotations
 
+import datetime as dt
 import http.server
 import json
 import os
@@ -19,8 +20,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+NEW_YORK = ZoneInfo("America/New_York")
 PG_HOST = os.environ.get("DAGSTER_PG_HOST", "127.0.0.1")
 PG_PORT = int(os.environ.get("DAGSTER_PG_PORT", "5432"))
 PG_USER = os.environ.get("DAGSTER_PG_USER", "postgres")
@@ -77,6 +80,19 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def latest_session_tick(now: dt.datetime) -> dt.datetime:
+    """The most recent 16:30 New York tick of the daily cron that fell on a trading session."""
+    from tft_pipeline.trading_calendar import is_session
+
+    local = now.astimezone(NEW_YORK)
+    for days_back in range(10):
+        day = (local - dt.timedelta(days=days_back)).date()
+        tick = dt.datetime.combine(day, dt.time(16, 30), NEW_YORK)
+        if tick <= local and day.weekday() < 5 and is_session(day):
+            return tick
+    raise AssertionError(f"no session tick in the ten days before {local}")
 
 
 # --- PostgreSQL -----------------------------------------------------------------------------------

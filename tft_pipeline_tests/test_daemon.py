@@ -14,18 +14,17 @@ from __future__ import annotations
 import datetime as dt
 import time
 from dataclasses import dataclass, field
-from zoneinfo import ZoneInfo
 
 import pytest
 
 from tft_pipeline.alerts import FailureLog
-from tft_pipeline.trading_calendar import is_session
 from tft_pipeline_tests.operations_support import (
     GraphQLError,
     WebserverClient,
     dagster_cli,
     dagster_home_env,
     free_port,
+    latest_session_tick,
     make_dagster_home,
     pipeline_env,
     postgres_env,
@@ -36,22 +35,10 @@ from tft_pipeline_tests.operations_support import (
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
-NEW_YORK = ZoneInfo("America/New_York")
 TICKERS = "AAPL,MSFT,NVDA"
 BACKFILL_RANGE = ("2024-02-05", "2024-02-09")  # five sessions, Monday to Friday
 SCHEDULE_NAME = "daily_session_schedule"
 DRAIN_TIMEOUT_S = 300
-
-
-def latest_session_tick(now: dt.datetime) -> dt.datetime:
-    """The most recent 16:30 New York tick of the daily cron that fell on a trading session."""
-    local = now.astimezone(NEW_YORK)
-    for days_back in range(10):
-        day = (local - dt.timedelta(days=days_back)).date()
-        tick = dt.datetime.combine(day, dt.time(16, 30), NEW_YORK)
-        if tick <= local and day.weekday() < 5 and is_session(day):
-            return tick
-    raise AssertionError(f"no session tick in the ten days before {local}")
 
 
 @dataclass

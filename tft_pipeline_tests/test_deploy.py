@@ -4,6 +4,7 @@ layout (code server + webserver + daemon) for real, the compose file, and loopba
 from __future__ import annotations
 
 import contextlib
+import datetime
 import re
 import shutil
 import subprocess
@@ -29,7 +30,7 @@ from tft_pipeline_tests.operations_support import (
 )
 
 DEPLOY = PROJECT_ROOT / "deploy"
-OPERATIONAL_SECTIONS = ("concurrency", "run_retries", "run_monitoring", "telemetry")
+OPERATIONAL_SECTIONS = ("concurrency", "run_queue", "run_retries", "run_monitoring", "telemetry")
 
 
 def _instance_config(backend: str) -> dict:
@@ -48,6 +49,9 @@ def test_both_instance_configs_share_pools_retries_and_monitoring():
     assert sqlite["run_monitoring"]["enabled"] is True
     assert 0 < sqlite["run_monitoring"]["free_slots_after_run_end_seconds"] <= 300
     assert sqlite["run_monitoring"]["max_resume_run_attempts"] == 0
+    # A run dequeued while the code server restarts waits for it (minutes), instead of failing.
+    queue = sqlite["run_queue"]
+    assert queue["max_user_code_failure_retries"] * queue["user_code_failure_retry_delay"] >= 120
     assert postgres["storage"]["postgres"]["postgres_db"]["scheme"] == "postgresql+psycopg2"
 
 
@@ -69,6 +73,8 @@ def test_dagster_reads_the_config_as_meant(tmp_path, backend):
         assert not instance.run_retries_retry_on_asset_or_op_failure
         assert instance.run_monitoring_enabled
         assert "MonitoringDaemon" in {name for name in _daemon_class_names(instance)}
+        run_queue = instance.get_concurrency_config().run_queue_config
+        assert (run_queue.max_user_code_failure_retries, run_queue.user_code_failure_retry_delay) == (10, 30)
         pools = instance.get_concurrency_config().pool_config
         assert pools.default_pool_limit == 1 and pools.pool_granularity.value == "op"
         if backend == "postgres":
@@ -278,3 +284,19 @@ def test_make_dev_binds_the_ui_to_loopback_by_default():
 def test_docker_build_context_leaves_secrets_and_local_state_out():
     ignored = set((DEPLOY / "Dockerfile.dockerignore").read_text().split())
     assert {".env", ".git", ".venv", "data"} <= ignored
+
+
+@pytest.mark.parametrize(
+    "now, tick",
+    [
+        ("2024-01-16T10:00", "2024-01-12T16:30"),  # Tuesday morning after MLK day: Friday's tick
+        ("2024-01-12T16:29", "2024-01-11T16:30"),  # a minute before Friday's tick
+        ("2024-01-12T16:30", "2024-01-12T16:30"),
+        ("2024-11-30T12:00", "2024-11-29T16:30"),  # Saturday: the half day's tick (cron is 16:30)
+    ],
+)
+def test_the_daemon_tests_rewind_to_the_latest_session_tick(now, tick):
+    from tft_pipeline_tests.operations_support import NEW_YORK, latest_session_tick
+
+    local = datetime.datetime.fromisoformat(now).replace(tzinfo=NEW_YORK)
+    assert latest_session_tick(local) == datetime.datetime.fromisoformat(tick).replace(tzinfo=NEW_YORK)
