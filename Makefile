@@ -33,9 +33,11 @@ install: .venv/.installed ## install the locked dependencies
 
 install-dev: .venv/.installed-dev ## install with the dev extras
 
-$(DAGSTER_HOME)/dagster.yaml:
+$(DAGSTER_HOME)/dagster.yaml: | .venv/.installed
 	@mkdir -p $(DAGSTER_HOME)
 	cp deploy/sqlite/dagster.yaml $@
+	@# Create the pool's single slot up front instead of lazily at the first claim of two racing runs.
+	$(UV) run --frozen --no-sync dagster instance concurrency set duckdb_warehouse 1
 
 run: install $(DAGSTER_HOME)/dagster.yaml ## materialize the whole chain on sample data for the latest $(SESSIONS) sessions, then report
 	$(UV) run --frozen --no-sync python -m tft_pipeline run --sessions $(SESSIONS)

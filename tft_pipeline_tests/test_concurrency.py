@@ -16,7 +16,7 @@ pytestmark = pytest.mark.slow
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
-def _step_intervals(instance: DagsterInstance, run_id: str) -> list[tuple[float, float]]:
+def _step_intervals(instance: DagsterInstance, run_id: str) -> list[tuple[float, float, str]]:
     starts, ends = {}, {}
     for record in instance.get_records_for_run(run_id).records:
         event = record.event_log_entry
@@ -27,7 +27,7 @@ def _step_intervals(instance: DagsterInstance, run_id: str) -> list[tuple[float,
             starts[event.step_key] = event.timestamp
         elif kind in (DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE):
             ends[event.step_key] = event.timestamp
-    return [(starts[key], ends[key]) for key in starts if key in ends]
+    return [(starts[key], ends[key], key) for key in starts if key in ends]
 
 
 def test_a_backfill_and_a_daily_run_at_once_both_succeed(tmp_path):
@@ -44,6 +44,13 @@ def test_a_backfill_and_a_daily_run_at_once_both_succeed(tmp_path):
     # The instance exists before the runs, as on a server (two processes creating a fresh SQLite
     # instance at once would race on its schema migration).
     subprocess.run([sys.executable, "-m", "dagster", "instance", "migrate"], env=env, check=True, capture_output=True)
+    # The pool's slot row is otherwise created lazily by the first claim; two runs claiming at the
+    # same instant on a fresh instance could both find it missing. Setting it up front, as
+    # `make` does for .dagster_home, closes that window.
+    subprocess.run(
+        [sys.executable, "-m", "dagster", "instance", "concurrency", "set", "duckdb_warehouse", "1"],
+        env=env, check=True, capture_output=True,
+    )
     command = [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "tft_pipeline.definitions", "--select", "*"]
     backfill = subprocess.Popen(command + ["--partition-range", "2024-02-01...2024-02-09"], cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     daily = subprocess.Popen(command + ["--partition", "2024-02-12"], cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -58,9 +65,9 @@ def test_a_backfill_and_a_daily_run_at_once_both_succeed(tmp_path):
             assert len(runs) == 2 and all(run.is_success for run in runs)
             first, second = (_step_intervals(instance, run.run_id) for run in runs)
             # The pool held the steps of the two runs apart: no two steps overlapped in time.
-            for a_start, a_end in first:
-                for b_start, b_end in second:
-                    assert a_end <= b_start or b_end <= a_start
+            for a_start, a_end, a_key in first:
+                for b_start, b_end, b_key in second:
+                    assert a_end <= b_start or b_end <= a_start, (a_key, b_key)
             assert instance.event_log_storage.get_concurrency_info("duckdb_warehouse").slot_count == 1
     finally:
         del os.environ["DAGSTER_HOME"]
