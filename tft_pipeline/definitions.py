@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dagster import Definitions, EnvVar, in_process_executor, load_assets_from_modules
+from dagster import Definitions, EnvVar, in_process_executor
 
-from tft_pipeline.defs.assets import clean, export, features, ingest, portfolio, signals
+from tft_pipeline.defs.assets.clean import clean_assets
+from tft_pipeline.defs.assets.export import export_assets
+from tft_pipeline.defs.assets.features import feature_assets
+from tft_pipeline.defs.assets.ingest import ingest_assets
+from tft_pipeline.defs.assets.portfolio import portfolio_assets
+from tft_pipeline.defs.assets.signals import signal_assets
 from tft_pipeline.defs.checks import (
     latest_closed_session_loaded,
     warehouse_freshness_job,
@@ -14,6 +19,7 @@ from tft_pipeline.defs.checks import (
 )
 from tft_pipeline.defs.io_manager import WarehouseIOManager
 from tft_pipeline.defs.jobs import daily_session_chain
+from tft_pipeline.defs.partitions import trading_session_partitions
 from tft_pipeline.defs.resources import (
     LivePriceResource,
     LiveRedditResource,
@@ -70,8 +76,16 @@ def build_definitions(settings: Settings) -> Definitions:
     """Everything Dagster needs, from one settings object (tests pass their own)."""
     warehouse_path = str(settings.resolved_warehouse_path())
     export_dir = Path(warehouse_path).parent / "export"
+    sessions = trading_session_partitions(settings.start_date)
     return Definitions(
-        assets=load_assets_from_modules([ingest, clean, features, signals, portfolio, export]),
+        assets=[
+            *ingest_assets(sessions),
+            *clean_assets(sessions),
+            *feature_assets(sessions),
+            *signal_assets(sessions, settings),
+            *portfolio_assets(settings),
+            *export_assets(sessions),
+        ],
         asset_checks=[latest_closed_session_loaded],
         jobs=[daily_session_chain, warehouse_freshness_job],
         # Every job, the implicit asset job of `dagster asset materialize` and UI launches included,

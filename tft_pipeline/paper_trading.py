@@ -1,83 +1,119 @@
-"""Paper trading over a range of sessions, resumed from the decisions the warehouse already holds.
+"""Paper trading over a range of sessions, carried forward from the book of the session before.
 
-The ledger after session D−1 is rebuilt by replaying the accepted decisions of every earlier session
-(``signals.risk_filtered_signals``) against the prices: positions, exits and equity are a pure
-function of those, so the replay gives exactly the state the earlier runs had. The range's own
-signals then go through the real risk manager, session by session, each judged against the state
-after the session before. A single-run backfill and one run per session therefore give the same
-tables, and nothing depends on an unpartitioned table written by an earlier run.
+The whole state the risk manager and the ledger need after session D is two small tables written
+for D: ``portfolio.equity`` (cash, equity, running peak) and ``portfolio.position_book`` (every
+position open at D's close, and those closed during D with their exits). A range run reads the
+state after the session before its first one, judges and books its sessions in order, and writes
+each session's equity row and book. Nothing is replayed from the start: a daily run reads one
+session of state whatever the history's length, and re-running a range rewinds it by construction
+(it starts from the state before the range). A single-run backfill and one run per session
+therefore give the same tables.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
-from tft_pipeline.portfolio import PaperPortfolio, PortfolioConfig, run_paper_portfolio
-from tft_pipeline.risk import PortfolioState, RiskManager
-from tft_pipeline.trading_calendar import previous_session, sessions_between
-
-DECISION_COLUMNS = (
-    "accepted", "reasons", "messages", "shares", "position_value", "risk_dollars", "reward_risk",
+from tft_pipeline.portfolio import (
+    EQUITY_COLUMNS,
+    POSITION_COLUMNS,
+    PaperPortfolio,
+    PortfolioConfig,
+    SignalGate,
+    run_paper_portfolio,
 )
+from tft_pipeline.tables import conform, empty_frame
+
+BOOK_COLUMNS: dict[str, str] = {"session_date": "datetime64[ns]", **POSITION_COLUMNS}
+# What a book row knows only once the position closed: hidden in the sessions before the close.
+_EXIT_COLUMNS = ("closed_on", "exit_price", "exit_reason", "pnl")
 
 
-class RecordedDecisions:
-    """A risk gate that replays decisions already taken: every recorded signal is accepted as sized."""
-
-    def evaluate_batch(self, signals: pd.DataFrame, portfolio: PortfolioState) -> pd.DataFrame:
-        decided = signals.copy()
-        decided["accepted"] = True
-        return decided
+class BookGapError(ValueError):
+    """The state the range starts from is missing: an earlier session was never booked."""
 
 
 @dataclass(frozen=True)
 class TradingResult:
-    """The range's decisions and equity rows, and the whole ledger through the range's last session."""
+    """The range's decisions, equity rows and books."""
 
     decisions: pd.DataFrame
     equity: pd.DataFrame
-    ledger: PaperPortfolio
+    book: pd.DataFrame
 
 
-def replay_ledger(
-    accepted: pd.DataFrame, prices: pd.DataFrame, through: pd.Timestamp, config: PortfolioConfig
-) -> PaperPortfolio | None:
-    """The ledger after session ``through`` from the accepted decisions up to it (None: no trade yet)."""
-    accepted = accepted[pd.to_datetime(accepted["session_date"]) <= through]
-    if accepted.empty:
+def position_book(positions: pd.DataFrame, sessions: pd.DatetimeIndex) -> pd.DataFrame:
+    """Each session's book: positions open at its close and those closed during it, as known then.
+
+    A position opened on D appears in D's book and every later one until the session it closes,
+    where it appears with its exit. Exit columns of the sessions before the close are empty.
+    """
+    if positions.empty or len(sessions) == 0:
+        return empty_frame(BOOK_COLUMNS)
+    grid = positions.reset_index(drop=True).merge(
+        pd.DataFrame({"session_date": pd.DatetimeIndex(sessions).astype("datetime64[ns]")}),
+        how="cross",
+    )
+    alive = (grid["opened_on"] <= grid["session_date"]) & (
+        grid["closed_on"].isna() | (grid["closed_on"] >= grid["session_date"])
+    )
+    book = grid[alive].copy()
+    still_open = book["closed_on"] > book["session_date"]
+    book.loc[still_open, ["closed_on", "exit_price", "pnl"]] = [pd.NaT, np.nan, np.nan]
+    book.loc[still_open, "exit_reason"] = None
+    book = book.sort_values(["session_date", "opened_on", "ticker"], kind="stable")
+    return conform(book, BOOK_COLUMNS)
+
+
+def state_after(book: pd.DataFrame, equity: pd.DataFrame) -> PaperPortfolio | None:
+    """The ledger to resume from, given the last booked session's book rows and equity row.
+
+    ``equity`` holds at most the one row of that session (None: nothing booked yet, start from
+    cash). Positions that closed during that session are done; the open ones carry over.
+    """
+    if equity.empty:
         return None
-    first = pd.to_datetime(accepted["session_date"]).min()
-    return run_paper_portfolio(
-        accepted, prices, sessions_between(first, through), RecordedDecisions(), None, config
+    open_rows = book[book["closed_on"].isna()].drop(columns="session_date")
+    return PaperPortfolio(
+        positions=conform(open_rows, POSITION_COLUMNS),
+        equity=conform(equity, EQUITY_COLUMNS),
     )
 
 
 def trade_sessions(
     signals: pd.DataFrame,
-    accepted_before: pd.DataFrame,
+    previous: PaperPortfolio | None,
     prices: pd.DataFrame,
     sessions: pd.DatetimeIndex,
-    risk_manager: RiskManager,
+    risk_manager: SignalGate,
     config: PortfolioConfig | None = None,
 ) -> TradingResult:
-    """Judge and book ``sessions`` (consecutive) of ``signals``, resuming after the session before.
+    """Judge and book consecutive ``sessions`` of ``signals``, resuming from ``previous``.
 
-    ``accepted_before``: recorded accepted decisions of earlier sessions (any rows on or after the
-    range's first session are ignored, so re-running a range never replays its own old decisions).
-    ``prices``: clean bars from the first recorded decision through the range's last session.
+    ``previous``: the state after the session before the range (``state_after``), or None to start
+    from cash. ``prices``: clean bars of the range and a few sessions before it (the last closes of
+    positions still open).
     """
     config = config or PortfolioConfig()
-    first = sessions[0]
-    before = accepted_before[pd.to_datetime(accepted_before["session_date"]) < first]
-    previous = replay_ledger(before, prices, previous_session(first), config)
-    if previous is not None and previous.equity["session_date"].iloc[-1] != previous_session(first):
-        raise AssertionError("the replayed ledger must end on the session before the range")
     ledger = run_paper_portfolio(signals, prices, sessions, risk_manager, previous, config)
-    in_range = pd.to_datetime(ledger.equity["session_date"]).between(first, sessions[-1])
+    in_range = ledger.equity["session_date"].between(sessions[0], sessions[-1])
     return TradingResult(
         decisions=ledger.decisions,
         equity=ledger.equity[in_range].reset_index(drop=True),
-        ledger=ledger,
+        book=position_book(ledger.positions, sessions),
+    )
+
+
+def latest_positions(book: pd.DataFrame) -> pd.DataFrame:
+    """One row per position: its state in the latest book it appears in (the ledger as it stands)."""
+    if book.empty:
+        return empty_frame(POSITION_COLUMNS)
+    latest = book.sort_values("session_date", kind="stable").drop_duplicates(
+        ["ticker", "opened_on"], keep="last"
+    )
+    return conform(latest, POSITION_COLUMNS).sort_values(
+        ["opened_on", "ticker"], kind="stable", ignore_index=True
     )

@@ -1,27 +1,12 @@
-"""The signal gatekeeper: risk rules, position sizing and rejection reasons (pure, no Dagster).
-
-Rules run in the contract's order and every failing rule is reported, as a ``RejectionCode`` and a
-readable message. Bad input never raises: it becomes ``invalid_input``. A rule is evaluated only when
-the fields it reads are valid, so one bad field does not hide the other findings:
-
-- ``low_confidence`` needs a valid confidence;
-- ``invalid_price_levels`` and ``low_reward_risk`` need valid prices and direction (reward/risk is
-  only judged when the levels are in order, as it means nothing otherwise);
-- sizing, and so ``position_too_small``, needs a fully valid signal with levels in order; any other
-  signal gets 0 shares;
-- ``duplicate_position`` needs a valid ticker; ``max_positions`` and ``max_drawdown`` read only the
-  portfolio and are always evaluated.
-
-A rejected decision still carries the size the signal would have had (0 when it cannot be sized):
-only accepted decisions open positions.
-"""
+"""The signal gatekeeper: risk rules, position sizing and rejection reasons (pure, no Dagster)."""
 
 from __future__ import annotations
 
+import difflib
 import math
 import os
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
@@ -74,33 +59,45 @@ class RiskLimits(BaseModel):
     max_drawdown: float = Field(0.15, gt=0, le=1)
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> RiskLimits:
+    def from_env(cls, environ: Mapping[str, str | None] | None = None) -> RiskLimits:
         """Defaults overridden by ``TFT_RISK_*`` variables; an empty value means the default.
 
-        An unknown ``TFT_RISK_*`` name or a bad value raises ``ValueError`` naming the variable, so a
-        typo cannot silently leave a limit at its default.
+        Names are matched exactly (upper case), other variables are ignored. An unknown
+        ``TFT_RISK_*`` name or a bad value raises ``ValueError`` naming the variable (with the
+        closest valid name for a typo), so a misspelt limit cannot silently stay at its default.
+        Every problem is reported at once, separated by ``"; "``.
         """
         environ = os.environ if environ is None else environ
         known = {f"{ENV_PREFIX}{name.upper()}": name for name in cls.model_fields}
+        problems: list[str] = []
         overrides: dict[str, str] = {}
         for variable, value in environ.items():
             if not variable.startswith(ENV_PREFIX):
                 continue
             if variable not in known:
-                raise ValueError(
-                    f"unknown risk setting {variable}; known: {', '.join(sorted(known))}"
-                )
-            if value.strip():
+                problems.append(_unknown_variable_message(variable, list(known)))
+            elif value is not None and value.strip():
                 overrides[known[variable]] = value.strip()
         try:
-            return cls(**overrides)
+            limits = cls(**overrides)
         except ValidationError as error:
-            problems = "; ".join(
-                f"{ENV_PREFIX}{str(issue['loc'][0]).upper()}={overrides.get(str(issue['loc'][0]))!r}: "
-                f"{issue['msg']}"
+            problems.extend(
+                f"{ENV_PREFIX}{str(issue['loc'][0]).upper()}="
+                f"{overrides.get(str(issue['loc'][0]))!r}: {issue['msg']}"
                 for issue in error.errors()
             )
-            raise ValueError(f"invalid risk settings: {problems}") from None
+        else:
+            if not problems:
+                return limits
+        raise ValueError(MESSAGE_SEPARATOR.join(problems))
+
+
+def _unknown_variable_message(variable: str, known: list[str]) -> str:
+    # Matched without the shared prefix, which would make every name look close to every other.
+    fields = {name.removeprefix(ENV_PREFIX): name for name in known}
+    closest = difflib.get_close_matches(variable.removeprefix(ENV_PREFIX), list(fields), n=1)
+    hint = f"did you mean {fields[closest[0]]}?" if closest else f"known: {', '.join(known)}"
+    return f"unknown variable {variable} ({hint})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,7 +186,23 @@ class RiskStats:
 
 
 class RiskManager:
-    """Evaluates signals against ``limits`` one at a time or a session's batch at once."""
+    """Evaluates signals against ``limits``, one at a time or a session's batch.
+
+    Rules run in the contract's order and every failing rule is reported, as a ``RejectionCode`` and
+    a readable message. Bad input never raises: it becomes ``invalid_input``. A rule is evaluated
+    only when the fields it reads are valid, so one bad field does not hide the other findings:
+
+    - ``low_confidence`` needs a valid confidence;
+    - ``invalid_price_levels`` and ``low_reward_risk`` need valid prices and direction
+      (reward/risk is only judged when the levels are in order, as it means nothing otherwise);
+    - sizing, and so ``position_too_small``, needs a fully valid signal with levels in order; any
+      other signal gets 0 shares;
+    - ``duplicate_position`` needs a valid ticker; ``max_positions`` and ``max_drawdown`` read only
+      the portfolio and are always evaluated.
+
+    A rejected decision still carries the size the signal would have had (0 when it cannot be
+    sized): only accepted decisions open positions.
+    """
 
     def __init__(self, limits: RiskLimits | None = None) -> None:
         self.limits = RiskLimits() if limits is None else limits
@@ -298,7 +311,7 @@ class RiskManager:
             reward_risk=reward_risk,
         )
 
-    # -- messages of the rules that read the limits (shared by evaluate and evaluate_batch) -----
+    # -- messages of the rules that read the limits ----------------------------------------------
 
     def _low_confidence_message(self, confidence: float) -> str:
         shown = _format_versus(confidence, self.limits.min_confidence)
@@ -323,7 +336,7 @@ class RiskManager:
     # -- a session's batch --------------------------------------------------------------------
 
     def evaluate_batch(self, signals: pd.DataFrame, portfolio: PortfolioState) -> pd.DataFrame:
-        """One decision row per signal, exactly as if ``evaluate`` ran most confident first.
+        """One decision row per signal: ``evaluate`` run most confident first.
 
         Each acceptance takes a position slot and its ticker, so a later signal on that ticker is a
         ``duplicate_position`` and, once the slots are gone, the rest get ``max_positions``.
@@ -337,178 +350,43 @@ class RiskManager:
         missing = [name for name in SIGNAL_COLUMNS if name not in signals.columns]
         if missing:
             raise KeyError(f"signals frame lacks column(s) {', '.join(missing)}")
-        lim = self.limits
-        n = len(signals)
         out = signals.copy()
         if "direction" not in out.columns:
             out["direction"] = "long"
+        columns = [out[name].tolist() for name in (*SIGNAL_COLUMNS, "direction")]
+        batch = [Signal(*fields) for fields in zip(*columns, strict=True)]
+        order = sorted(range(len(batch)), key=lambda row: _confidence_rank(batch[row].confidence))
 
-        confidence_in = _float_column(out["confidence"])
-        order = np.argsort(
-            -np.where(_is_fraction_array(confidence_in), confidence_in, -np.inf), kind="stable"
-        )
-        confidence = confidence_in[order]
-        entry = _float_column(out["entry"])[order]
-        stop = _float_column(out["stop_loss"])[order]
-        target = _float_column(out["take_profit"])[order]
-        ticker_code, tickers = _text_codes(out["ticker"], upper=True)
-        ticker_code = ticker_code[order]
-        direction_code, directions = _text_codes(out["direction"], upper=False)
-        direction_code = direction_code[order]
+        decided: dict[int, RiskDecision] = {}
+        state = portfolio
+        for row in order:
+            decision = self.evaluate(batch[row], state)
+            if decision.accepted:
+                state = state.with_opened(batch[row].ticker)
+            decided[row] = decision
+        decisions = [decided[row] for row in range(len(batch))]
+        ranks = np.empty(len(batch), dtype=np.int64)
+        ranks[order] = np.arange(1, len(batch) + 1)
 
-        ticker_ok = ticker_code >= 0
-        is_long = _lookup(direction_code, [d == "long" for d in directions])
-        direction_ok = is_long | _lookup(direction_code, [d == "short" for d in directions])
-        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-            confidence_ok = _is_fraction_array(confidence)
-            prices_ok = (
-                _is_price_array(entry)
-                & _is_price_array(stop)
-                & _is_price_array(target)
-                & direction_ok
-            )
-            valid = ticker_ok & confidence_ok & prices_ok
-            low_confidence = confidence_ok & (confidence < lim.min_confidence)
-
-            ordered = np.where(
-                is_long, (stop < entry) & (entry < target), (target < entry) & (entry < stop)
-            )
-            levels_ok = prices_ok & ordered
-            bad_levels = prices_ok & ~ordered
-            risk_per_share = np.abs(entry - stop)
-            reward_risk = np.where(
-                prices_ok & (risk_per_share > 0.0), np.abs(target - entry) / risk_per_share, np.nan
-            )
-            low_reward_risk = levels_ok & (reward_risk < self._reward_risk_floor)
-
-            sizable = valid & levels_ok
-            budget = lim.risk_per_trade * portfolio.value
-            cap = lim.max_position_fraction * portfolio.value
-            shares = _whole_shares_array(budget / risk_per_share)
-            shares = np.where(shares * entry > cap, _whole_shares_array(cap / entry), shares)
-            shares = np.where(sizable, np.maximum(shares, 0.0), 0.0)
-            too_small = sizable & (shares == 0.0)
-
-        # Slots and tickers go to the first candidates in order; no per-signal loop needed: the
-        # first candidate of each ticker takes a slot while slots are free, later ones are
-        # duplicates, and once the slots run out they stay out.
-        held = ticker_ok & _lookup(ticker_code, [portfolio.holds(t) for t in tickers])
-        drawdown_hit = portfolio.drawdown >= self._drawdown_ceiling
-        candidate = valid & ~(low_confidence | bad_levels | low_reward_risk | too_small | held)
-        candidate &= not drawdown_hit
-        candidate_rows = np.flatnonzero(candidate)
-        first_rows = candidate_rows[np.unique(ticker_code[candidate_rows], return_index=True)[1]]
-        first_of_ticker = np.zeros(n, dtype=bool)
-        first_of_ticker[first_rows] = True
-        free_slots = lim.max_positions - portfolio.open_positions
-        accepted = first_of_ticker & (np.cumsum(first_of_ticker) <= free_slots)
-        position = np.arange(n)
-        taken_at = np.full(len(tickers) + 1, n)  # the extra slot serves code -1 (no ticker)
-        taken_at[ticker_code[accepted]] = position[accepted]
-        duplicate = held | (taken_at[ticker_code] < position)
-        open_before = portfolio.open_positions + np.cumsum(accepted) - accepted
-        slots_full = open_before >= lim.max_positions
-        max_drawdown = np.full(n, drawdown_hit)
-
-        invalid = ~valid
-        rule_masks = (
-            invalid, low_confidence, bad_levels, low_reward_risk,
-            too_small, duplicate, slots_full, max_drawdown,
-        )  # fmt: skip
-        # Each distinct message is written once, by the same function evaluate uses.
-        messages = [
-            _distinct_messages(
-                invalid,
-                [ticker_ok, direction_ok, *(_bits(v) for v in (confidence, entry, stop, target))],
-                [ticker_ok, direction_ok, confidence, entry, stop, target],
-                _invalid_input_message,
-            ),
-            _distinct_messages(
-                low_confidence,
-                _versus_keys(confidence, lim.min_confidence),
-                [confidence],
-                self._low_confidence_message,
-            ),
-            _distinct_messages(
-                bad_levels,
-                [is_long, _bits(entry), _bits(stop), _bits(target)],
-                [is_long, entry, stop, target],
-                _price_levels_message,
-            ),
-            _distinct_messages(
-                low_reward_risk,
-                _versus_keys(reward_risk, lim.min_reward_risk),
-                [reward_risk],
-                self._low_reward_risk_message,
-            ),
-            _distinct_messages(
-                too_small,
-                [*_number_keys(risk_per_share), *_number_keys(entry)],
-                [risk_per_share, entry],
-                lambda per_share, price: _too_small_message(budget, per_share, cap, price),
-            ),
-            _distinct_messages(
-                duplicate,
-                [ticker_code],
-                [ticker_code],
-                lambda code: _duplicate_message(tickers[code]),
-            ),
-            _distinct_messages(
-                slots_full, [open_before], [open_before], self._max_positions_message
-            ),
-            _distinct_messages(
-                max_drawdown, [], [], lambda: self._drawdown_message(portfolio.drawdown)
-            ),
-        ]
-        bits = np.zeros(n, dtype=np.int64)
-        for bit, mask in enumerate(rule_masks):
-            bits |= mask.astype(np.int64) << bit
-
-        with np.errstate(invalid="ignore"):  # 0 shares × a NaN price is dropped anyway
-            position_value = np.where(shares > 0, shares * entry, 0.0)
-            risk_dollars = np.where(shares > 0, shares * risk_per_share, 0.0)
-        decided = {
-            "accepted": accepted,
-            "reasons": _REASON_TEXT[bits],
-            "messages": _join_messages(n, messages),
-            "shares": shares.astype(np.int64),
-            "position_value": position_value,
-            "risk_dollars": risk_dollars,
-            "reward_risk": reward_risk,
-            "rank": np.arange(1, n + 1, dtype=np.int64),
-        }
-        for name, sorted_values in decided.items():
-            in_input_order = np.empty_like(sorted_values)
-            in_input_order[order] = sorted_values
-            out[name] = in_input_order
-
-        with self._lock:
-            self._evaluated += n
-            self._accepted += int(accepted.sum())
-            for code, mask in zip(CODES, rule_masks, strict=True):
-                self._rejections[code] += int(mask.sum())
+        out["accepted"] = np.array([d.accepted for d in decisions], dtype=bool)
+        out["reasons"] = _text_column(REASON_SEPARATOR.join(d.reasons) for d in decisions)
+        out["messages"] = _text_column(MESSAGE_SEPARATOR.join(d.messages) for d in decisions)
+        out["shares"] = np.array([d.shares for d in decisions], dtype=np.int64)
+        for name in ("position_value", "risk_dollars", "reward_risk"):
+            out[name] = np.array([getattr(d, name) for d in decisions], dtype=np.float64)
+        out["rank"] = ranks
         return out
 
 
-# -- value checks and coercion (scalar and array versions must agree) -------------------------
+# -- value checks and coercion ----------------------------------------------------------------
 
 
 def _is_fraction(value: float) -> bool:
     return math.isfinite(value) and 0.0 <= value <= 1.0
 
 
-def _is_fraction_array(values: np.ndarray) -> np.ndarray:
-    with np.errstate(invalid="ignore"):
-        return np.isfinite(values) & (values >= 0.0) & (values <= 1.0)
-
-
 def _is_price(value: float) -> bool:
     return math.isfinite(value) and value > 0.0
-
-
-def _is_price_array(values: np.ndarray) -> np.ndarray:
-    with np.errstate(invalid="ignore"):
-        return np.isfinite(values) & (values > 0.0)
 
 
 def _to_float(value: Any) -> float:
@@ -528,36 +406,14 @@ def _normalize_text(value: Any, *, upper: bool) -> str | None:
     return value.upper() if upper else value.lower()
 
 
-def _float_column(series: pd.Series) -> np.ndarray:
-    if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
-        return series.to_numpy(dtype=np.float64, na_value=np.nan)
-    # Object columns are rare (junk mixed in): coerce each value exactly as evaluate does.
-    return np.fromiter((_to_float(v) for v in series), dtype=np.float64, count=len(series))
+def _confidence_rank(confidence: Any) -> float:
+    """Sort key of the batch order: most confident first, unusable confidences last."""
+    value = _to_float(confidence)
+    return -value if _is_fraction(value) else math.inf
 
 
-def _text_codes(series: pd.Series, *, upper: bool) -> tuple[np.ndarray, list[str]]:
-    """Each row's index into the distinct normalized texts, -1 where there is no non-empty text.
-
-    Only distinct raw values are normalized (a session holds a few hundred tickers), with the
-    function evaluate uses.
-    """
-    try:
-        raw_codes, raw_values = pd.factorize(series)
-    except TypeError:  # unhashable junk: keep only the strings, then factorize
-        strings = [v if isinstance(v, str) else None for v in series]
-        raw_codes, raw_values = pd.factorize(pd.Series(strings, dtype=object))
-    texts: dict[str, int] = {}
-    remap = np.full(len(raw_values) + 1, -1, dtype=np.int64)  # the last entry serves code -1
-    for raw_index, raw_value in enumerate(raw_values):
-        text = _normalize_text(raw_value, upper=upper)
-        if text:
-            remap[raw_index] = texts.setdefault(text, len(texts))
-    return remap[raw_codes], list(texts)
-
-
-def _lookup(codes: np.ndarray, flags: list[bool]) -> np.ndarray:
-    """Per-row flag of each code; code -1 gives False."""
-    return np.array([*flags, False], dtype=bool)[codes]
+def _text_column(texts: Iterable[str]) -> np.ndarray:
+    return np.fromiter(texts, dtype=object)
 
 
 def _whole_shares(quotient: float) -> float:
@@ -567,20 +423,9 @@ def _whole_shares(quotient: float) -> float:
     return min(float(math.floor(quotient * (1.0 + SHARE_TOLERANCE))), MAX_SHARES)
 
 
-def _whole_shares_array(quotients: np.ndarray) -> np.ndarray:
-    return np.minimum(np.floor(quotients * (1.0 + SHARE_TOLERANCE)), MAX_SHARES)
-
-
 # -- messages ---------------------------------------------------------------------------------
 
 _TWO_DECIMALS_BELOW = 1e13  # cents stay exact in int64 and float64 below this
-_REASON_TEXT = np.array(
-    [
-        REASON_SEPARATOR.join(code for bit, code in enumerate(CODES) if mask >> bit & 1)
-        for mask in range(2 ** len(CODES))
-    ],
-    dtype=object,
-)
 
 
 def _format_limit(limit: float) -> str:
@@ -650,85 +495,3 @@ def _too_small_message(budget: float, risk_per_share: float, cap: float, entry: 
 
 def _duplicate_message(ticker: str) -> str:
     return f"{ticker} is already held"
-
-
-def _bits(values: np.ndarray) -> np.ndarray:
-    """The float64 bit patterns: equal keys mean identical values (NaN payloads aside)."""
-    return np.ascontiguousarray(values, dtype=np.float64).view(np.int64)
-
-
-def _number_keys(
-    values: np.ndarray, plain: Callable[[np.ndarray], np.ndarray] | None = None
-) -> list[np.ndarray]:
-    """Keys deciding what ``_format_number`` shows: the cents when shown with two decimals.
-
-    ``plain(cents)`` narrows which values keep two decimals; the others are keyed by their bits.
-    """
-    with np.errstate(invalid="ignore", over="ignore"):
-        short = np.isfinite(values) & (np.abs(values) < _TWO_DECIMALS_BELOW)
-        cents = np.rint(np.where(short, values, 0.0) * 100)
-    if plain is not None:
-        short &= plain(cents)
-    return [short, np.where(short, cents.astype(np.int64), _bits(values))]
-
-
-def _versus_keys(values: np.ndarray, bound: float) -> list[np.ndarray]:
-    """Keys deciding what ``_format_versus(value, bound)`` shows."""
-    return _number_keys(values, plain=lambda cents: ~(cents / 100 >= bound))
-
-
-def _group_ids(n: int, keys: list[np.ndarray]) -> np.ndarray:
-    """Group number of each row, numbered in order of first appearance.
-
-    Rows share a group exactly when all ``keys`` are equal. Keys are factorized, combined in mixed
-    radix, and renumbered only when the combined number could overflow.
-    """
-    group = np.zeros(n, dtype=np.int64)
-    groups = 1
-    for key in keys:
-        codes, distinct = pd.factorize(key)
-        if groups * len(distinct) >= 2**62:
-            group = pd.factorize(group)[0]
-            groups = int(group.max(initial=-1)) + 1
-        group = group * len(distinct) + codes
-        groups *= max(len(distinct), 1)
-    return pd.factorize(group)[0] if keys else group
-
-
-def _first_rows(group: np.ndarray) -> np.ndarray:
-    """Positions of each group's first row (groups are numbered in order of first appearance)."""
-    return np.flatnonzero(np.diff(np.maximum.accumulate(group), prepend=-1) > 0)
-
-
-def _distinct_messages(rows, keys, values, make) -> tuple[np.ndarray, list[str]]:
-    """Per row, an index into the texts (-1 where ``rows`` is False); ``make`` runs once per key."""
-    index = np.flatnonzero(rows)
-    group = _group_ids(len(index), [np.asarray(key)[index] for key in keys])
-    first = index[_first_rows(group)]
-    columns = [np.asarray(value)[first].tolist() for value in values]
-    arguments = list(zip(*columns, strict=True)) if columns else [()] * len(first)
-    texts = [make(*row_values) for row_values in arguments]
-    ids = np.full(len(rows), -1, dtype=np.int64)
-    ids[index] = group
-    return ids, texts
-
-
-def _join_messages(n: int, per_rule: list[tuple[np.ndarray, list[str]]]) -> np.ndarray:
-    """Each row's messages in rule order, joined once per distinct combination."""
-    per_rule = [(ids, texts) for ids, texts in per_rule if texts]
-    joined = np.full(n, "", dtype=object)
-    failing = np.zeros(n, dtype=bool)
-    for ids, _ in per_rule:
-        failing |= ids >= 0
-    rows = np.flatnonzero(failing)
-    group = _group_ids(len(rows), [ids[rows] for ids, _ in per_rule])
-    first = rows[_first_rows(group)]
-    combined = np.full(len(first), "", dtype=object)
-    for ids, texts in per_rule:
-        rule_ids = ids[first]
-        failed = rule_ids >= 0
-        text = np.array(texts, dtype=object)[rule_ids[failed]]
-        before = combined[failed]
-        combined[failed] = np.where(before == "", text, before + MESSAGE_SEPARATOR + text)
-    joined[rows] = combined[group]
-    return joined

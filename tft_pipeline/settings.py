@@ -1,21 +1,21 @@
-"""The one typed settings object of tft_pipeline, read once from the environment and ``.env``.
-
-Every variable is documented in ``.env.example``. A wrong value fails at startup with a message
-that names the variable and what it allows (``SettingsError``), never later inside a run.
-"""
+"""The one typed settings object of tft_pipeline, read once from the environment and ``.env``."""
 
 from __future__ import annotations
 
 import datetime as dt
 import os
+from collections.abc import Mapping
 from enum import Enum
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
+from tft_pipeline.risk import ENV_PREFIX as RISK_ENV_PREFIX
+from tft_pipeline.risk import RiskLimits
 from tft_pipeline.trading_calendar import CALENDAR_FIRST_DAY, CALENDAR_LAST_DAY
 from tft_pipeline.universe import DEFAULT_UNIVERSE, InvalidTickerError, parse_tickers
 
@@ -33,25 +33,45 @@ class SettingsError(ValueError):
     """A configuration value is wrong; the message names the variable and what is allowed."""
 
 
-class RiskSettings(BaseSettings):
-    """``TFT_RISK_*`` overrides of the risk manager's limits (None keeps the seed's default)."""
+# Settings.risk_limits is filled from every TFT_RISK_* variable by _RiskVariables; an alias no real
+# variable has keeps pydantic-settings' own sources off the field.
+RISK_LIMITS_ALIAS = "TFT_RISK_*"
 
-    model_config = SettingsConfigDict(env_prefix="TFT_RISK_", env_file=".env", extra="ignore")
 
-    min_confidence: float | None = Field(default=None, gt=0.0, le=1.0)
-    min_reward_risk: float | None = Field(default=None, gt=0.0)
-    risk_per_trade: float | None = Field(default=None, gt=0.0, le=1.0)
-    max_position_fraction: float | None = Field(default=None, gt=0.0, le=1.0)
-    max_positions: int | None = Field(default=None, ge=1)
-    max_drawdown: float | None = Field(default=None, gt=0.0, le=1.0)
+class _RiskVariables(PydanticBaseSettingsSource):
+    """All ``TFT_RISK_*`` variables of ``.env``, the environment and the overrides (later wins).
 
-    def overrides(self) -> dict[str, Any]:
-        """Only the limits the user set."""
-        return {name: value for name, value in self.model_dump().items() if value is not None}
+    pydantic-settings reads only the variables of declared fields, so a misspelt one would vanish
+    silently; handing ``RiskLimits.from_env`` all of them lets it name the typo.
+    """
+
+    def __init__(
+        self, settings_cls: type[BaseSettings], layers: tuple[Mapping[str, Any], ...]
+    ) -> None:
+        super().__init__(settings_cls)
+        self._layers = layers  # lowest priority first
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # required by the base class; __call__ does the work
+
+    def __call__(self) -> dict[str, Any]:
+        variables: dict[str, str] = {}
+        for layer in self._layers:
+            for name, value in layer.items():
+                # Upper-cased because pydantic-settings matches variable names case-insensitively.
+                if name.upper().startswith(RISK_ENV_PREFIX) and value is not None:
+                    variables[name.upper()] = str(value)
+        return {RISK_LIMITS_ALIAS: variables}
 
 
 class Settings(BaseSettings):
-    """tft_pipeline's configuration (``TFT_*``, ``REDDIT_*``), from the environment and ``.env``."""
+    """tft_pipeline's configuration (``TFT_*``, ``REDDIT_*``), from the environment and ``.env``.
+
+    Every variable is documented in ``.env.example``. A wrong value fails at startup with a message
+    that names the variable and what it allows (``SettingsError``), never later inside a run.
+    ``risk_limits`` is built from all ``TFT_RISK_*`` variables (see ``RiskLimits.from_env``), so an
+    unknown one is an error too.
+    """
 
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
 
@@ -78,9 +98,45 @@ class Settings(BaseSettings):
     reddit_top_posts_for_comments: int = Field(default=25, ge=0, alias="TFT_REDDIT_TOP_POSTS")
     reddit_requests_per_second: float = Field(default=1.0, gt=0.0, alias="TFT_REDDIT_RPS")
     price_requests_per_second: float = Field(default=2.0, gt=0.0, alias="TFT_PRICE_RPS")
-    price_max_failed_share: float = Field(default=0.2, ge=0.0, le=1.0, alias="TFT_PRICE_MAX_FAILED_SHARE")
+    price_max_failed_share: float = Field(
+        default=0.2, ge=0.0, le=1.0, alias="TFT_PRICE_MAX_FAILED_SHARE"
+    )
 
     failure_webhook_url: str | None = Field(default=None, alias="TFT_FAILURE_WEBHOOK_URL")
+
+    initial_equity: float = Field(
+        default=100_000.0, gt=0.0, allow_inf_nan=False, alias="TFT_INITIAL_EQUITY"
+    )
+    risk_limits: RiskLimits = Field(default_factory=RiskLimits, alias=RISK_LIMITS_ALIAS)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        layers = (dotenv_settings.env_vars, env_settings.env_vars, init_settings.init_kwargs)
+        risk_variables = _RiskVariables(settings_cls, layers)
+        return init_settings, risk_variables, env_settings, dotenv_settings, file_secret_settings
+
+    @field_validator("risk_limits", mode="before")
+    @classmethod
+    def _risk_limits_from_variables(cls, value: Any) -> Any:
+        if not isinstance(value, Mapping):
+            return value
+        # A mapping by field name would otherwise be skipped by from_env, not applied.
+        not_variables = sorted(
+            str(name) for name in value if not str(name).startswith(RISK_ENV_PREFIX)
+        )
+        if not_variables:
+            raise ValueError(
+                f"risk overrides are TFT_RISK_* variables, e.g. TFT_RISK_MIN_CONFIDENCE; "
+                f"got {', '.join(not_variables)}"
+            )
+        return RiskLimits.from_env(value)
 
     @field_validator("tickers", mode="before")
     @classmethod
@@ -148,12 +204,21 @@ def _describe(error: ValidationError) -> str:
         shown = "" if secret or isinstance(given, dict) or given is None else f"={given!r}"
         if item["type"].startswith("date"):
             message += " (expected a date such as 2024-01-02)"
-        lines.append(f"{variable}{shown}: {message}" if variable else message)
+        # The risk limits' messages name their TFT_RISK_* variables themselves.
+        named = variable and variable != RISK_LIMITS_ALIAS
+        lines.append(f"{variable}{shown}: {message}" if named else message)
     return "invalid configuration:\n  " + "\n  ".join(lines)
 
 
 def load_settings(env_file: str | Path | None = ".env", **overrides: Any) -> Settings:
-    """Read the settings once; raise ``SettingsError`` naming each wrong variable."""
+    """Read the settings once; raise ``SettingsError`` naming each wrong variable.
+
+    ``env_file`` is the ``.env`` to read (None: none; a relative path missing from the working
+    directory is taken from the project root). ``overrides`` are variables by name, the risk
+    limits' included, and win over the environment, which wins over ``env_file``::
+
+        load_settings(None, TFT_WAREHOUSE_PATH="/tmp/w.duckdb", TFT_RISK_MIN_CONFIDENCE="0.5")
+    """
     env_path = Path(env_file) if env_file is not None else None
     if env_path is not None and not env_path.is_absolute() and not env_path.exists():
         env_path = PROJECT_ROOT / env_path
@@ -163,20 +228,6 @@ def load_settings(env_file: str | Path | None = ".env", **overrides: Any) -> Set
         raise SettingsError(_describe(error)) from None
     except InvalidTickerError as error:  # raised inside a validator but not wrapped by pydantic
         raise SettingsError(f"invalid configuration:\n  TFT_TICKERS: {error}") from None
-
-
-def load_risk_settings(env_file: str | Path | None = ".env") -> RiskSettings:
-    """The ``TFT_RISK_*`` overrides, with the same clear errors."""
-    env_path = Path(env_file) if env_file is not None else None
-    if env_path is not None and not env_path.is_absolute() and not env_path.exists():
-        env_path = PROJECT_ROOT / env_path
-    try:
-        return RiskSettings(_env_file=env_path)  # type: ignore[call-arg]
-    except ValidationError as error:
-        described = _describe(error)
-        for field_name in RiskSettings.model_fields:
-            described = described.replace(f"{field_name}", f"TFT_RISK_{field_name.upper()}", 1)
-        raise SettingsError(described) from None
 
 
 def env_file_permissions_warning(env_file: Path) -> str | None:

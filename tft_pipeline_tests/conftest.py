@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -39,10 +39,13 @@ class Pipeline:
 
     warehouse_path: Path
     instance: DagsterInstance
+    # More settings by variable name (e.g. TFT_RISK_MIN_CONFIDENCE="0.25"), as a user sets them.
+    overrides: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.settings = load_settings(
-            None, TFT_WAREHOUSE_PATH=str(self.warehouse_path), TFT_TICKERS=SAMPLE_TICKERS
+            None,
+            **{"TFT_WAREHOUSE_PATH": str(self.warehouse_path), "TFT_TICKERS": SAMPLE_TICKERS, **self.overrides},
         )
         self.defs = build_definitions(self.settings)
         self.warehouse = Warehouse(self.warehouse_path)

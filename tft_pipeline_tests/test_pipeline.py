@@ -74,8 +74,7 @@ def test_nothing_is_lost_raw_equals_clean_plus_rejected_plus_duplicates(ten_sess
         clean = ten_sessions.table(f"clean.{name}")
         rejected_here = rejected[rejected["source"] == f"raw.{name}"]
         duplicates = metadata_sum(ten_sessions, ["clean", name], "duplicates_dropped")
-        # Every materialization of the range carries the run's totals: count them once.
-        duplicates //= len(sessions_between(FIRST, LAST))
+        # Each session's materialization carries that session's own count, so they add up.
         assert len(raw) == len(clean) + len(rejected_here) + duplicates, name
         assert len(rejected_here) > 0, f"the sample feed carries dirt in raw.{name}"
         assert duplicates > 0, f"the sample feed carries repeated fetches in raw.{name}"
@@ -150,3 +149,43 @@ def test_materializations_carry_ui_metadata(ten_sessions):
         assert key in metadata, key
     assert 0.9 < metadata["acceptance_rate"].value <= 1.0
 
+
+
+def test_each_partition_page_after_a_range_run_describes_its_own_session(ten_sessions):
+    from dagster import AssetKey
+
+    prices = ten_sessions.table("clean.price_history")
+    per_session = prices.groupby(pd.to_datetime(prices["session_date"]).dt.strftime("%Y-%m-%d")).size()
+    rejected = ten_sessions.table("clean.rejected_rows")
+    rejected = rejected[rejected["source"] == "raw.price_history"]
+    rejected_per_session = rejected.groupby(
+        pd.to_datetime(rejected["session_date"]).dt.strftime("%Y-%m-%d")
+    ).size()
+    raw = ten_sessions.table("raw.price_history")
+    raw_per_session = raw.groupby(pd.to_datetime(raw["session_date"]).dt.strftime("%Y-%m-%d")).size()
+    records = ten_sessions.instance.fetch_materializations(
+        AssetKey(["clean", "price_history"]), limit=100
+    ).records
+    assert len(records) == len(per_session) == 9
+    for record in records:
+        key = record.partition_key
+        metadata = record.asset_materialization.metadata
+        assert metadata["dagster/row_count"].value == per_session[key], key
+        assert metadata["clean_rows"].value == per_session[key], key
+        assert metadata["raw_rows"].value == raw_per_session[key], key
+        assert metadata["rejected_rows"].value == rejected_per_session.get(key, 0), key
+        preview = metadata["preview"].value
+        other_days = [day for day in per_session.index if day != key]
+        assert key in preview and not any(day in preview for day in other_days), key
+        # The page says plainly that the run covered a range, and which.
+        assert metadata["materialized_in_range"].value.startswith(f"{FIRST}..{LAST}")
+
+
+def test_a_session_whose_previous_session_was_never_booked_fails_naming_the_gap(pipeline):
+    assert pipeline.run("2024-01-10").success
+    result = pipeline.run("2024-01-12", raise_on_error=False)
+    assert not result.success
+    (failure,) = [event for event in result.all_events if event.is_step_failure]
+    assert failure.step_key == "risk_checked_signals"
+    message = failure.step_failure_data.user_failure_data.description
+    assert "last booked on 2024-01-10" in message and "after 2024-01-11" in message

@@ -4,30 +4,32 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import stat
 
 import pytest
 
+from tft_pipeline.risk import RiskLimits
 from tft_pipeline.settings import (
+    PROJECT_ROOT,
+    RISK_LIMITS_ALIAS,
     DataSource,
+    Settings,
     SettingsError,
     env_file_permissions_warning,
-    load_risk_settings,
     load_settings,
 )
 from tft_pipeline.universe import DEFAULT_UNIVERSE
 
-ALL_VARIABLES = [
-    "TFT_DATA_SOURCE", "TFT_WAREHOUSE_PATH", "TFT_TICKERS", "TFT_SUBREDDITS", "TFT_START_DATE",
-    "REDDIT_CLIENT_ID", "REDDIT_CLIENT_SECRET", "REDDIT_USER_AGENT", "REDDIT_USERNAME",
-    "REDDIT_PASSWORD", "TFT_RISK_MIN_CONFIDENCE",
-]
+RISK_VARIABLES = [f"TFT_RISK_{name.upper()}" for name in RiskLimits.model_fields]
 
 
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch):
-    for name in ALL_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
+    # Matched case-insensitively, as pydantic-settings reads them.
+    for name in list(os.environ):
+        if name.upper().startswith(("TFT_", "REDDIT_")):
+            monkeypatch.delenv(name)
 
 
 def test_defaults_match_the_contract():
@@ -104,12 +106,152 @@ def test_live_with_credentials_keeps_secrets_secret(monkeypatch):
     assert settings.reddit_client_secret.get_secret_value() == "s3cr3t-value"
 
 
-def test_risk_overrides_and_their_errors(monkeypatch):
-    monkeypatch.setenv("TFT_RISK_MIN_CONFIDENCE", "0.75")
-    assert load_risk_settings(None).overrides() == {"min_confidence": 0.75}
-    monkeypatch.setenv("TFT_RISK_MIN_CONFIDENCE", "2")
-    with pytest.raises(SettingsError, match="TFT_RISK_MIN_CONFIDENCE='2'"):
-        load_risk_settings(None)
+# -- risk limits and initial equity -------------------------------------------------------------
+
+
+def test_risk_limits_and_initial_equity_default_to_the_seed_values():
+    settings = load_settings(None)
+    assert settings.risk_limits == RiskLimits()
+    assert settings.initial_equity == 100_000.0
+
+
+def test_risk_limit_in_the_env_file_reaches_the_settings(tmp_path):
+    env_file = tmp_path / ".env"
+    env_file.write_text("TFT_RISK_MIN_CONFIDENCE=0.8\nTFT_RISK_MAX_POSITIONS=3\n")
+    limits = load_settings(env_file).risk_limits
+    assert (limits.min_confidence, limits.max_positions) == (0.8, 3)
+
+
+def test_risk_limit_in_the_environment_reaches_the_settings(monkeypatch):
+    monkeypatch.setenv("TFT_RISK_MAX_DRAWDOWN", "0.25")
+    assert load_settings(None).risk_limits.max_drawdown == 0.25
+    # The settings object read directly agrees with load_settings.
+    assert Settings(_env_file=None).risk_limits.max_drawdown == 0.25
+
+
+def test_environment_beats_the_env_file_for_each_risk_limit(tmp_path, monkeypatch):
+    env_file = tmp_path / ".env"
+    env_file.write_text("TFT_RISK_MIN_CONFIDENCE=0.8\nTFT_RISK_MAX_POSITIONS=3\n")
+    monkeypatch.setenv("TFT_RISK_MIN_CONFIDENCE", "0.9")
+    limits = load_settings(env_file).risk_limits
+    assert (limits.min_confidence, limits.max_positions) == (0.9, 3)
+
+
+def test_risk_overrides_are_variables_and_beat_the_environment(tmp_path, monkeypatch):
+    env_file = tmp_path / ".env"
+    env_file.write_text("TFT_RISK_MAX_POSITIONS=3\n")
+    monkeypatch.setenv("TFT_RISK_MIN_CONFIDENCE", "0.9")
+    limits = load_settings(env_file, TFT_RISK_MIN_CONFIDENCE="0.5").risk_limits
+    assert (limits.min_confidence, limits.max_positions) == (0.5, 3)
+    assert load_settings(None, TFT_RISK_MAX_POSITIONS=8).risk_limits.max_positions == 8
+
+
+def test_an_empty_risk_variable_keeps_the_default(tmp_path):
+    env_file = tmp_path / ".env"
+    env_file.write_text("TFT_RISK_MIN_CONFIDENCE=\n")
+    assert load_settings(env_file).risk_limits.min_confidence == 0.70
+
+
+def _startup_error(env_file=None, **overrides) -> str:
+    with pytest.raises(SettingsError) as raised:
+        load_settings(env_file, **overrides)
+    return str(raised.value)
+
+
+TYPO_MESSAGE = "unknown variable TFT_RISK_MIN_CONFIDNCE (did you mean TFT_RISK_MIN_CONFIDENCE?)"
+
+
+def test_misspelt_risk_variable_in_the_environment_names_the_closest_valid_one(monkeypatch):
+    monkeypatch.setenv("TFT_RISK_MIN_CONFIDNCE", "0.8")
+    assert _startup_error() == f"invalid configuration:\n  {TYPO_MESSAGE}"
+
+
+def test_misspelt_risk_variable_in_the_env_file_names_the_closest_valid_one(tmp_path):
+    env_file = tmp_path / ".env"
+    env_file.write_text("TFT_SUBREDDITS=options\nTFT_RISK_MIN_CONFIDNCE=0.8\n")
+    assert _startup_error(env_file) == f"invalid configuration:\n  {TYPO_MESSAGE}"
+
+
+def test_misspelt_risk_variable_is_found_whatever_its_case(monkeypatch):
+    # pydantic-settings reads tft_data_source as TFT_DATA_SOURCE: a risk typo must not hide so.
+    monkeypatch.setenv("tft_risk_max_drawdwn", "0.1")
+    assert "unknown variable TFT_RISK_MAX_DRAWDWN (did you mean TFT_RISK_MAX_DRAWDOWN?)" in (
+        _startup_error()
+    )
+
+
+def test_misspelt_risk_override_names_the_closest_valid_one():
+    assert TYPO_MESSAGE in _startup_error(TFT_RISK_MIN_CONFIDNCE="0.8")
+
+
+def test_unknown_risk_variable_without_a_close_match_lists_the_valid_ones(monkeypatch):
+    monkeypatch.setenv("TFT_RISK_LEVERAGE", "2")
+    assert f"unknown variable TFT_RISK_LEVERAGE (known: {', '.join(RISK_VARIABLES)})" in (
+        _startup_error()
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("1.5", "TFT_RISK_MIN_CONFIDENCE='1.5': Input should be less than or equal to 1"),
+        ("abc", "TFT_RISK_MIN_CONFIDENCE='abc': Input should be a valid number"),
+        ("0", "TFT_RISK_MIN_CONFIDENCE='0': Input should be greater than 0"),
+    ],
+)
+@pytest.mark.parametrize("where", ["environment", "env file"])
+def test_bad_risk_value_names_the_variable_and_value(tmp_path, monkeypatch, where, value, message):
+    env_file = tmp_path / ".env"
+    if where == "environment":
+        monkeypatch.setenv("TFT_RISK_MIN_CONFIDENCE", value)
+    else:
+        env_file.write_text(f"TFT_RISK_MIN_CONFIDENCE={value}\n")
+    assert message in _startup_error(env_file)
+
+
+def test_risk_problems_are_reported_with_the_other_settings(monkeypatch):
+    monkeypatch.setenv("TFT_DATA_SOURCE", "foo")
+    monkeypatch.setenv("TFT_RISK_MAX_POSITIONS", "0")
+    text = _startup_error()
+    assert "TFT_DATA_SOURCE='foo'" in text
+    assert "\n  TFT_RISK_MAX_POSITIONS='0': Input should be greater than or equal to 1" in text
+    assert RISK_LIMITS_ALIAS not in text  # the messages name the real variables
+
+
+def test_risk_limits_by_field_name_are_refused_not_ignored():
+    text = _startup_error(risk_limits={"max_positions": 3})
+    assert "risk overrides are TFT_RISK_* variables" in text and "max_positions" in text
+
+
+def test_initial_equity_from_the_environment_and_the_env_file(tmp_path, monkeypatch):
+    env_file = tmp_path / ".env"
+    env_file.write_text("TFT_INITIAL_EQUITY=50000\n")
+    assert load_settings(env_file).initial_equity == 50_000.0
+    monkeypatch.setenv("TFT_INITIAL_EQUITY", "2500.5")
+    assert load_settings(env_file).initial_equity == 2_500.5
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("0", "greater than 0"),
+        ("-100", "greater than 0"),
+        ("inf", "a finite number"),
+        ("nan", "a finite number"),
+        ("lots", "a valid number"),
+    ],
+)
+def test_initial_equity_must_be_a_finite_positive_amount(monkeypatch, value, message):
+    monkeypatch.setenv("TFT_INITIAL_EQUITY", value)
+    assert f"TFT_INITIAL_EQUITY={value!r}: Input should be {message}" in _startup_error()
+
+
+def test_env_example_documents_every_variable_with_its_default():
+    example = PROJECT_ROOT / ".env.example"
+    documented = set(re.findall(r"^#? ?([A-Z][A-Z0-9_]+)=", example.read_text(), re.MULTILINE))
+    aliases = {field.alias for field in Settings.model_fields.values()} - {RISK_LIMITS_ALIAS}
+    assert aliases | set(RISK_VARIABLES) <= documented
+    assert load_settings(example) == load_settings(None)
 
 
 def test_world_readable_env_file_is_warned_about(tmp_path):

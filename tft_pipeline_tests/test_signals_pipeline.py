@@ -15,11 +15,13 @@ pytestmark = pytest.mark.slow
 FIRST, LAST = "2024-01-02", "2024-03-28"
 # The seed's 0.70 floor is out of reach of an honest P(target before stop) on the sample market
 # (see the README); a low floor makes the risk manager accept trades so the portfolio is exercised.
-RISK_CONFIG = {"ops": {"risk_checked_signals": {"config": {"min_confidence": 0.25}}}}
+# A portfolio of 50,000, not the default 100,000: every figure downstream must start from it.
+INITIAL_EQUITY = 50_000.0
+SETTINGS = {"TFT_RISK_MIN_CONFIDENCE": "0.25", "TFT_INITIAL_EQUITY": str(INITIAL_EQUITY)}
 SIGNAL_TABLES = [
     "features.ticker_mentions", "features.feature_snapshots", "signals.trading_signals",
     "signals.model_versions", "signals.risk_decisions", "signals.risk_filtered_signals",
-    "portfolio.equity", "portfolio.positions",
+    "portfolio.equity", "portfolio.position_book", "portfolio.positions",
 ]
 
 
@@ -34,8 +36,8 @@ def traded(tmp_path_factory):
     from tft_pipeline_tests.conftest import Pipeline
 
     with DagsterInstance.ephemeral() as instance:
-        pipeline = Pipeline(tmp_path_factory.mktemp("signals") / "warehouse.duckdb", instance)
-        assert pipeline.run(FIRST, LAST, run_config=RISK_CONFIG).success
+        pipeline = Pipeline(tmp_path_factory.mktemp("signals") / "warehouse.duckdb", instance, SETTINGS)
+        assert pipeline.run(FIRST, LAST).success
         yield pipeline
 
 
@@ -69,7 +71,7 @@ def test_every_signal_has_a_decision_and_accepted_ones_obey_the_limits(traded):
     equity = traded.table("portfolio.equity").sort_values("session_date")
     for day, group in accepted.groupby("session_date"):
         before = equity[pd.to_datetime(equity["session_date"]) < pd.Timestamp(day)]
-        value = before["equity"].iloc[-1] if len(before) else 100_000.0
+        value = before["equity"].iloc[-1] if len(before) else INITIAL_EQUITY
         assert (group["position_value"] <= 0.20 * value + 1e-6).all()
         assert (group["risk_dollars"] <= 0.02 * value + 1e-6).all()
         assert len(group) <= 5 and not group["ticker"].duplicated().any()
@@ -78,7 +80,7 @@ def test_every_signal_has_a_decision_and_accepted_ones_obey_the_limits(traded):
 def test_equity_curve_identities(traded):
     equity = traded.table("portfolio.equity").sort_values("session_date")
     assert len(equity) == len(sessions_between(FIRST, LAST))
-    np.testing.assert_allclose(equity["peak_equity"], np.maximum.accumulate(np.maximum(equity["equity"], 100_000.0)))
+    np.testing.assert_allclose(equity["peak_equity"], np.maximum.accumulate(np.maximum(equity["equity"], INITIAL_EQUITY)))
     np.testing.assert_allclose(equity["drawdown"], (equity["peak_equity"] - equity["equity"]) / equity["peak_equity"])
 
 
@@ -100,9 +102,9 @@ def test_daily_runs_after_a_backfill_give_the_same_tables(traded, tmp_path):
 
     copy = tmp_path / "daily.duckdb"
     shutil.copy(traded.warehouse_path, copy)
-    daily = Pipeline(copy, traded.instance)
+    daily = Pipeline(copy, traded.instance, SETTINGS)
     for day in ["2024-03-26", "2024-03-27", "2024-03-28"]:
-        assert daily.run(day, run_config=RISK_CONFIG).success
+        assert daily.run(day).success
     for table in SIGNAL_TABLES:
         pd.testing.assert_frame_equal(ordered(daily.table(table)), ordered(traded.table(table)), obj=table)
 
@@ -115,3 +117,29 @@ def test_backtest_report_carries_a_plot(traded):
     assert "data:image/png;base64," in metadata["equity_and_drawdown"].value
     for key in ("hit_rate", "profit_factor", "sharpe", "sortino", "max_drawdown", "exposure", "benchmark_return"):
         assert key in metadata
+
+
+def test_a_non_default_initial_equity_reaches_every_figure(traded):
+    """A 50,000 portfolio that barely moved must not report -50 % (it did when 100,000 was assumed)."""
+    equity = traded.table("portfolio.equity").sort_values("session_date")
+    first = equity.iloc[0]
+    assert first["cash"] + first["market_value"] == pytest.approx(first["equity"])
+    positions = traded.table("portfolio.positions")
+    opened_first_day = positions[pd.to_datetime(positions["opened_on"]) == pd.to_datetime(first["session_date"])]
+    assert first["cash"] == pytest.approx(INITIAL_EQUITY - (opened_first_day["shares"] * opened_first_day["entry"]).sum())
+    report = traded.table("portfolio.backtest_report").iloc[0]
+    final = equity["equity"].iloc[-1]
+    assert report["total_return"] == pytest.approx(final / INITIAL_EQUITY - 1)
+    assert abs(report["total_return"]) < 0.3 and report["max_drawdown"] < 0.3
+
+
+def test_the_book_carries_each_session_into_the_next(traded):
+    book = traded.table("portfolio.position_book")
+    equity = traded.table("portfolio.equity").set_index("session_date")
+    open_at_close = book[book["closed_on"].isna()].groupby("session_date").size()
+    counts = open_at_close.reindex(equity.index, fill_value=0)
+    assert (counts.to_numpy() == equity["open_positions"].to_numpy()).all()
+    # A position closed during a session appears in that session's book with its exit, and never later.
+    closed = book[book["closed_on"].notna()]
+    assert (pd.to_datetime(closed["closed_on"]) == pd.to_datetime(closed["session_date"])).all()
+    assert not closed.duplicated(["ticker", "opened_on"]).any()

@@ -4,16 +4,12 @@ from __future__ import annotations
 
 from dagster import BackfillPolicy, Backoff, Jitter, RetryPolicy
 
-from tft_pipeline.defs.partitions import trading_session_partitions
-from tft_pipeline.settings import get_settings
 from tft_pipeline.sources.limits import DAGSTER_SCRAPER_MAX_RETRIES
 
 # Every asset that opens the DuckDB file runs in this pool. Its limit is 1 in the shipped instance
 # configs: a DuckDB file takes one writer process at a time, so a backfill and the daily run queue
 # step by step instead of failing on the file lock.
 WAREHOUSE_POOL = "duckdb_warehouse"
-
-SESSION_PARTITIONS = trading_session_partitions(get_settings().start_date)
 
 # A range of sessions is one run: one call per ticker to the price source, one pass over Reddit.
 SINGLE_RUN = BackfillPolicy.single_run()

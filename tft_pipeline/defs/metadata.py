@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import pandas as pd
 from dagster import MetadataValue
@@ -32,3 +32,49 @@ def png(image: bytes, title: str) -> MetadataValue:
     """A PNG embedded in Markdown, so the UI shows it inline."""
     encoded = base64.b64encode(image).decode("ascii")
     return MetadataValue.md(f"![{title}](data:image/png;base64,{encoded})")
+
+
+def session_key(session: pd.Timestamp) -> str:
+    """The partition key of a session (``YYYY-MM-DD``)."""
+    return pd.Timestamp(session).strftime("%Y-%m-%d")
+
+
+def describe_each_session(
+    context,
+    frame: pd.DataFrame,
+    describe: Callable[[pd.DataFrame, str], dict[str, MetadataValue]],
+    *,
+    asset_key: list[str] | None = None,
+) -> dict[str, MetadataValue]:
+    """Give each partition of the run metadata about its own rows; return what the run shares.
+
+    A range run materializes every session in one step; Dagster then copies the output's metadata
+    to every partition, so range-wide counts would read as each session's. ``describe`` gets the
+    rows of one session (possibly none) and its key; its result is attached to that partition alone. The
+    returned metadata (for the ``Output``) says which range the run covered, nothing more.
+    """
+    keys = sorted(context.partition_keys)
+    sessions = (
+        pd.to_datetime(frame["session_date"]).dt.strftime("%Y-%m-%d")
+        if "session_date" in frame.columns and len(frame)
+        else pd.Series("", index=frame.index)
+    )
+    groups = dict(tuple(frame.groupby(sessions.to_numpy(), sort=False))) if len(frame) else {}
+    empty = frame.iloc[0:0]
+    for key in keys:
+        rows = groups.get(key, empty)
+        metadata = {"dagster/row_count": MetadataValue.int(len(rows)), **describe(rows, key)}
+        context.add_asset_metadata(metadata, asset_key=asset_key, partition_key=key)
+    return run_range(keys)
+
+
+def run_range(keys: list[str]) -> dict[str, MetadataValue]:
+    """For a range run: the range, so nobody reads its partition's page as the range's."""
+    if len(keys) <= 1:
+        return {}
+    return {
+        "materialized_in_range": MetadataValue.text(
+            f"{keys[0]}..{keys[-1]}: {len(keys)} sessions materialized in one run; every other "
+            "figure on this page is this session's own"
+        )
+    }

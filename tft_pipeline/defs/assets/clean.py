@@ -1,37 +1,29 @@
-"""Clean assets: validated, deduplicated tables, and the quarantine of every rejected raw row."""
+"""Clean assets: validated, deduplicated tables, and the quarantine of every rejected raw row.
 
+Each clean table is its own asset, so any one can be materialized or backfilled alone. The
+quarantine validates the three raw tables again: validation is deterministic and cheap (millions
+of rows a second), and one asset per table keeps lineage exact (a clean table depends on its raw
+table only; the quarantine on all three).
+"""
+
+from collections.abc import Callable
 
 import pandas as pd
 from dagster import (
     AssetExecutionContext,
     AssetIn,
-    AssetKey,
-    AssetOut,
+    AssetsDefinition,
     MetadataValue,
     Output,
-    multi_asset,
+    PartitionsDefinition,
+    asset,
 )
 from dagster_pandera import pandera_schema_to_dagster_type
 
 from tft_pipeline import validation
-from tft_pipeline.defs.constants import CLEAN_GROUP, SESSION_PARTITIONS, SINGLE_RUN, WAREHOUSE_POOL
-from tft_pipeline.defs.metadata import counts_table, preview
+from tft_pipeline.defs.constants import CLEAN_GROUP, SINGLE_RUN, WAREHOUSE_POOL
+from tft_pipeline.defs.metadata import counts_table, describe_each_session, preview
 from tft_pipeline.tables import conform
-
-RAW_INPUTS = {
-    "raw_price_history": AssetIn(key=["raw", "price_history"]),
-    "raw_reddit_posts": AssetIn(key=["raw", "reddit_posts"]),
-    "raw_reddit_comments": AssetIn(key=["raw", "reddit_comments"]),
-}
-
-
-def _out(name: str, schema, description: str) -> AssetOut:
-    return AssetOut(
-        key=["clean", name],
-        io_manager_key="warehouse_io_manager",
-        dagster_type=pandera_schema_to_dagster_type(schema),
-        description=description,
-    )
 
 
 def rejection_check(rejected: pd.DataFrame) -> pd.Series:
@@ -41,85 +33,149 @@ def rejection_check(rejected: pd.DataFrame) -> pd.Series:
     return rejected["reason"].astype(str).str.split(r"[;(]", n=1, regex=True).str[0].str.strip()
 
 
-def _accounting(raw: pd.DataFrame, result) -> dict[str, MetadataValue]:
-    accepted = len(result.clean) / len(raw) if len(raw) else 1.0
-    return {
-        "raw_rows": MetadataValue.int(len(raw)),
-        "clean_rows": MetadataValue.int(len(result.clean)),
-        "rejected_rows": MetadataValue.int(len(result.rejected)),
-        "duplicates_dropped": MetadataValue.int(int(result.duplicates)),
-        "acceptance_rate": MetadataValue.float(round(accepted, 4)),
-        "rejected_by_check": counts_table(rejection_check(result.rejected).value_counts(), "check"),
-        "preview": preview(result.clean),
-    }
+def _rows_per_session(frame: pd.DataFrame) -> pd.Series:
+    if not len(frame):
+        return pd.Series(dtype="int64")
+    return frame.groupby(pd.to_datetime(frame["session_date"]).dt.strftime("%Y-%m-%d")).size()
 
 
-@multi_asset(
-    ins=RAW_INPUTS,
-    outs={
-        "clean_price_history": _out(
-            "price_history", validation.CleanPriceHistory,
+def session_accounting(
+    context: AssetExecutionContext, raw: pd.DataFrame, result: validation.ValidationResult
+) -> dict[str, MetadataValue]:
+    """Per partition: raw = clean + rejected + duplicates, the acceptance rate and a preview."""
+    raw_counts = _rows_per_session(raw)
+    rejected_counts = _rows_per_session(result.rejected)
+    checks_by_session = (
+        dict(tuple(rejection_check(result.rejected).groupby(
+            pd.to_datetime(result.rejected["session_date"]).dt.strftime("%Y-%m-%d")
+        )))
+        if len(result.rejected)
+        else {}
+    )
+
+    shared = describe_each_session(
+        context,
+        result.clean,
+        lambda rows, _: {"clean_rows": MetadataValue.int(len(rows)), "preview": preview(rows)},
+    )
+    # Counts that need the session's key, not only its clean rows (a session may have none).
+    clean_counts = _rows_per_session(result.clean)
+    for key in sorted(context.partition_keys):
+        raw_n, clean_n = int(raw_counts.get(key, 0)), int(clean_counts.get(key, 0))
+        rejected_n = int(rejected_counts.get(key, 0))
+        checks = checks_by_session.get(key, pd.Series(dtype="object"))
+        context.add_asset_metadata(
+            {
+                "raw_rows": MetadataValue.int(raw_n),
+                "rejected_rows": MetadataValue.int(rejected_n),
+                "duplicates_dropped": MetadataValue.int(raw_n - clean_n - rejected_n),
+                "acceptance_rate": MetadataValue.float(round(clean_n / raw_n, 4) if raw_n else 1.0),
+                "rejected_by_check": counts_table(checks.value_counts(), "check"),
+            },
+            partition_key=key,
+        )
+    return shared
+
+
+def _clean_asset(
+    name: str,
+    raw_key: list[str],
+    validate: Callable[[pd.DataFrame], validation.ValidationResult],
+    schema,
+    description: str,
+    partitions: PartitionsDefinition,
+) -> AssetsDefinition:
+    @asset(
+        key=["clean", name],
+        ins={"raw": AssetIn(key=raw_key)},
+        dagster_type=pandera_schema_to_dagster_type(schema),
+        group_name=CLEAN_GROUP,
+        partitions_def=partitions,
+        backfill_policy=SINGLE_RUN,
+        pool=WAREHOUSE_POOL,
+        io_manager_key="warehouse_io_manager",
+        kinds={"python", "duckdb", "pandera"},
+        description=description,
+    )
+    def clean_asset(context: AssetExecutionContext, raw: pd.DataFrame) -> Output:
+        result = validate(raw)
+        return Output(result.clean, metadata=session_accounting(context, raw, result))
+
+    return clean_asset
+
+
+RAW_TABLES = {
+    "raw_price_history": ["raw", "price_history"],
+    "raw_reddit_posts": ["raw", "reddit_posts"],
+    "raw_reddit_comments": ["raw", "reddit_comments"],
+}
+
+
+def _rejected_rows_asset(partitions: PartitionsDefinition) -> AssetsDefinition:
+    @asset(
+        key=["clean", "rejected_rows"],
+        ins={name: AssetIn(key=key) for name, key in RAW_TABLES.items()},
+        dagster_type=pandera_schema_to_dagster_type(validation.RejectedRows),
+        group_name=CLEAN_GROUP,
+        partitions_def=partitions,
+        backfill_policy=SINGLE_RUN,
+        pool=WAREHOUSE_POOL,
+        io_manager_key="warehouse_io_manager",
+        kinds={"python", "duckdb", "pandera"},
+        description="Every rejected raw row with its source, key, readable reason and payload.",
+    )
+    def rejected_rows(
+        context: AssetExecutionContext,
+        raw_price_history: pd.DataFrame,
+        raw_reddit_posts: pd.DataFrame,
+        raw_reddit_comments: pd.DataFrame,
+    ) -> Output:
+        results = (
+            validation.validate_prices(raw_price_history),
+            validation.validate_posts(raw_reddit_posts),
+            validation.validate_comments(raw_reddit_comments),
+        )
+        rejected = pd.concat([result.rejected for result in results], ignore_index=True)
+        rejected = rejected if len(rejected) else conform(rejected, validation.REJECTED_COLUMNS)
+
+        def describe(rows: pd.DataFrame, session: str) -> dict[str, MetadataValue]:
+            by_source_and_check = (
+                rows.assign(check=rejection_check(rows)).groupby(["source", "check"]).size()
+            )
+            return {
+                "by_source_and_check": MetadataValue.md(
+                    by_source_and_check.rename("rows").reset_index().to_markdown(index=False)
+                    if len(by_source_and_check)
+                    else "_none_"
+                ),
+                "preview": preview(rows),
+            }
+
+        return Output(rejected, metadata=describe_each_session(context, rejected, describe))
+
+    return rejected_rows
+
+
+def clean_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
+    """The validated tables and the quarantine over ``partitions``."""
+    return [
+        _clean_asset(
+            "price_history", RAW_TABLES["raw_price_history"], validation.validate_prices,
+            validation.CleanPriceHistory,
             "Validated daily bars, one per (ticker, session_date); the latest valid fetch wins.",
+            partitions,
         ),
-        "clean_reddit_posts": _out(
-            "reddit_posts", validation.CleanRedditPosts,
+        _clean_asset(
+            "reddit_posts", RAW_TABLES["raw_reddit_posts"], validation.validate_posts,
+            validation.CleanRedditPosts,
             "Validated posts, one per post_id; the latest valid fetch wins.",
+            partitions,
         ),
-        "clean_reddit_comments": _out(
-            "reddit_comments", validation.CleanRedditComments,
+        _clean_asset(
+            "reddit_comments", RAW_TABLES["raw_reddit_comments"], validation.validate_comments,
+            validation.CleanRedditComments,
             "Validated comments, one per comment_id; the latest valid fetch wins.",
+            partitions,
         ),
-        "clean_rejected_rows": _out(
-            "rejected_rows", validation.RejectedRows,
-            "Every rejected raw row with its source, key, readable reason and payload.",
-        ),
-    },
-    internal_asset_deps={
-        "clean_price_history": {AssetKey(["raw", "price_history"])},
-        "clean_reddit_posts": {AssetKey(["raw", "reddit_posts"])},
-        "clean_reddit_comments": {AssetKey(["raw", "reddit_comments"])},
-        "clean_rejected_rows": {AssetKey(k.key.path) for k in RAW_INPUTS.values()},
-    },
-    group_name=CLEAN_GROUP,
-    partitions_def=SESSION_PARTITIONS,
-    backfill_policy=SINGLE_RUN,
-    pool=WAREHOUSE_POOL,
-    can_subset=False,
-)
-def clean_tables(
-    context: AssetExecutionContext,
-    raw_price_history: pd.DataFrame,
-    raw_reddit_posts: pd.DataFrame,
-    raw_reddit_comments: pd.DataFrame,
-):
-    """Validate the three raw tables; rows = clean + rejected + duplicates, per partition."""
-    results = {
-        "clean_price_history": (raw_price_history, validation.validate_prices(raw_price_history)),
-        "clean_reddit_posts": (raw_reddit_posts, validation.validate_posts(raw_reddit_posts)),
-        "clean_reddit_comments": (
-            raw_reddit_comments, validation.validate_comments(raw_reddit_comments),
-        ),
-    }
-    for output_name, (raw, result) in results.items():
-        yield Output(result.clean, output_name=output_name, metadata=_accounting(raw, result))
-
-    rejected = pd.concat(
-        [result.rejected for _, result in results.values()], ignore_index=True
-    )
-    rejected = rejected if len(rejected) else conform(rejected, validation.REJECTED_COLUMNS)
-    by_source_and_check = (
-        rejected.assign(check=rejection_check(rejected)).groupby(["source", "check"]).size()
-    )
-    yield Output(
-        rejected,
-        output_name="clean_rejected_rows",
-        metadata={
-            "rejected_rows": MetadataValue.int(len(rejected)),
-            "by_source_and_check": MetadataValue.md(
-                by_source_and_check.rename("rows").reset_index().to_markdown(index=False)
-                if len(by_source_and_check)
-                else "_none_"
-            ),
-            "preview": preview(rejected),
-        },
-    )
+        _rejected_rows_asset(partitions),
+    ]

@@ -6,10 +6,13 @@ from typing import TypeVar
 import pandas as pd
 from dagster import (
     AssetExecutionContext,
+    AssetKey,
+    AssetsDefinition,
     AssetOut,
     Failure,
     MetadataValue,
     Output,
+    PartitionsDefinition,
     asset,
     multi_asset,
 )
@@ -17,12 +20,11 @@ from dagster import (
 from tft_pipeline.defs.constants import (
     INGEST_GROUP,
     SCRAPER_RETRY_POLICY,
-    SESSION_PARTITIONS,
     SINGLE_RUN,
     WAREHOUSE_POOL,
 )
 from tft_pipeline.defs.history import partition_sessions
-from tft_pipeline.defs.metadata import counts_table, preview
+from tft_pipeline.defs.metadata import counts_table, describe_each_session, preview
 from tft_pipeline.defs.resources import PriceSourceResource, RedditSourceResource, UniverseResource
 from tft_pipeline.sources.base import RedditFetch
 from tft_pipeline.tables import (
@@ -96,28 +98,31 @@ def _reddit_rows(fetch: RedditFetch, columns: dict[str, str], sessions: pd.Datet
     return frame[frame["session_date"].isin(sessions)].reset_index(drop=True)
 
 
-def _reddit_metadata(frame: pd.DataFrame, fetch: RedditFetch, sessions: pd.DatetimeIndex) -> dict:
-    per_session = frame.groupby("session_date").size()
+def _reddit_session_metadata(rows: pd.DataFrame, session: str) -> dict:
     return {
-        "rows": MetadataValue.int(len(frame)),
-        "sessions": MetadataValue.int(len(sessions)),
-        "rows_per_session_min": MetadataValue.int(int(per_session.min()) if len(per_session) else 0),
-        "rows_per_session_max": MetadataValue.int(int(per_session.max()) if len(per_session) else 0),
-        "by_subreddit": counts_table(frame["subreddit"].value_counts(), "subreddit"),
-        "coverage_complete": MetadataValue.bool(fetch.complete),
-        "coverage_notes": MetadataValue.md("\n".join(f"- {n}" for n in fetch.notes) or "_complete_"),
-        "requests": MetadataValue.int(fetch.requests),
-        "preview": preview(frame),
+        "by_subreddit": counts_table(rows["subreddit"].value_counts(), "subreddit"),
+        "preview": preview(rows),
     }
 
 
-def _raw_reddit_asset(kind: str, columns: dict[str, str]):
+def _reddit_fetch_metadata(fetch: RedditFetch) -> dict:
+    """What the fetch behind the run knew: it covered the run's whole range, so it says so."""
+    return {
+        "fetch_coverage_complete": MetadataValue.bool(fetch.complete),
+        "fetch_coverage_notes": MetadataValue.md(
+            "\n".join(f"- {n}" for n in fetch.notes) or "_complete_"
+        ),
+        "fetch_requests": MetadataValue.int(fetch.requests),
+    }
+
+
+def _raw_reddit_asset(kind: str, columns: dict[str, str], partitions: PartitionsDefinition):
     """``raw/reddit_<kind>``: the source's ``fetch_<kind>`` over the run's Reddit windows."""
 
     @asset(
         key=["raw", f"reddit_{kind}"],
         group_name=INGEST_GROUP,
-        partitions_def=SESSION_PARTITIONS,
+        partitions_def=partitions,
         backfill_policy=SINGLE_RUN,
         retry_policy=SCRAPER_RETRY_POLICY,
         pool=WAREHOUSE_POOL,
@@ -130,74 +135,105 @@ def _raw_reddit_asset(kind: str, columns: dict[str, str]):
         start, end = reddit_window_for_range(sessions[0], sessions[-1])
         fetch = _fetch_or_fail(lambda: getattr(reddit.build_source(), f"fetch_{kind}")(start, end))
         frame = _reddit_rows(fetch, columns, sessions)
-        return Output(frame, metadata=_reddit_metadata(frame, fetch, sessions))
+        shared = describe_each_session(context, frame, _reddit_session_metadata)
+        return Output(frame, metadata={**shared, **_reddit_fetch_metadata(fetch)})
 
     return raw_reddit_asset
 
 
-raw_reddit_posts = _raw_reddit_asset("posts", RAW_POST_COLUMNS)
-raw_reddit_comments = _raw_reddit_asset("comments", RAW_COMMENT_COLUMNS)
+RAW_PRICE_HISTORY = AssetKey(["raw", "price_history"])
+RAW_PRICE_FETCH_FAILURES = AssetKey(["raw", "price_fetch_failures"])
 
 
-@multi_asset(
-    outs={
-        "raw_price_history": AssetOut(
-            key=["raw", "price_history"],
-            io_manager_key="warehouse_io_manager",
-            description="Daily bars as fetched, one call per ticker for the run's whole range.",
-        ),
-        "raw_price_fetch_failures": AssetOut(
-            key=["raw", "price_fetch_failures"],
-            io_manager_key="warehouse_io_manager",
-            description="Tickers the price source could not fetch, one row per ticker and session.",
-        ),
-    },
-    group_name=INGEST_GROUP,
-    partitions_def=SESSION_PARTITIONS,
-    backfill_policy=SINGLE_RUN,
-    retry_policy=SCRAPER_RETRY_POLICY,
-    pool=WAREHOUSE_POOL,
-    can_subset=False,
-)
-def raw_price_history(
-    context: AssetExecutionContext, prices: PriceSourceResource, universe: UniverseResource
-):
-    sessions = run_sessions(context)
-    tickers = tuple(universe.tickers)
-    fetch = _fetch_or_fail(lambda: prices.build_source().fetch_prices(tickers, sessions))
-    bars = conform(fetch.bars, RAW_PRICE_COLUMNS)
-    bars = bars[bars["session_date"].isin(sessions) | bars["session_date"].isna()]
-    # A bar without a date cannot be placed in a partition; it is kept in the first session so
-    # validation quarantines it with its reason rather than losing it.
-    bars.loc[bars["session_date"].isna(), "session_date"] = sessions[0]
-    failures = fetch.failures
-    failed = (
-        failures.merge(pd.DataFrame({"session_date": sessions}), how="cross")
-        if len(failures)
-        else failures.assign(session_date=pd.Series(dtype="datetime64[ns]"))
-    )
-    failed = conform(failed, PRICE_FETCH_FAILURE_COLUMNS)
-    yield Output(
-        bars.reset_index(drop=True),
-        output_name="raw_price_history",
-        metadata={
-            "rows": MetadataValue.int(len(bars)),
-            "tickers_requested": MetadataValue.int(len(tickers)),
-            "tickers_fetched": MetadataValue.int(int(bars["ticker"].nunique())),
-            "tickers_failed": MetadataValue.int(len(failures)),
-            "requests": MetadataValue.int(fetch.requests),
-            "preview": preview(bars),
-        },
-    )
-    yield Output(
-        failed,
-        output_name="raw_price_fetch_failures",
-        metadata={
-            "failed_tickers": MetadataValue.md(
-                failures[["ticker", "error_type", "message"]].to_markdown(index=False)
-                if len(failures)
-                else "_none_"
+def _raw_price_assets(partitions: PartitionsDefinition):
+    """``raw/price_history`` and ``raw/price_fetch_failures``: one fetch, either or both kept."""
+
+    @multi_asset(
+        outs={
+            "raw_price_history": AssetOut(
+                key=RAW_PRICE_HISTORY,
+                io_manager_key="warehouse_io_manager",
+                is_required=False,
+                kinds={"python", "duckdb"},
+                description="Daily bars as fetched, one call per ticker for the run's whole range.",
+            ),
+            "raw_price_fetch_failures": AssetOut(
+                key=RAW_PRICE_FETCH_FAILURES,
+                io_manager_key="warehouse_io_manager",
+                is_required=False,
+                kinds={"python", "duckdb"},
+                description="Tickers the price source could not fetch, one row per ticker and session.",
             ),
         },
+        name="raw_price_history",
+        group_name=INGEST_GROUP,
+        partitions_def=partitions,
+        backfill_policy=SINGLE_RUN,
+        retry_policy=SCRAPER_RETRY_POLICY,
+        pool=WAREHOUSE_POOL,
+        # Either table can be materialized alone; the fetch is the same, only what is stored differs.
+        can_subset=True,
     )
+    def raw_price_history(
+        context: AssetExecutionContext, prices: PriceSourceResource, universe: UniverseResource
+    ):
+        sessions = run_sessions(context)
+        tickers = tuple(universe.tickers)
+        fetch = _fetch_or_fail(lambda: prices.build_source().fetch_prices(tickers, sessions))
+        selected = context.selected_output_names
+        if "raw_price_history" in selected:
+            bars = conform(fetch.bars, RAW_PRICE_COLUMNS)
+            bars = bars[bars["session_date"].isin(sessions) | bars["session_date"].isna()]
+            # A bar without a date cannot be placed in a partition; it is kept in the first session
+            # so validation quarantines it with its reason rather than losing it.
+            bars.loc[bars["session_date"].isna(), "session_date"] = sessions[0]
+            bars = bars.reset_index(drop=True)
+            shared = describe_each_session(
+                context,
+                bars,
+                lambda rows, _: {
+                    "tickers_fetched": MetadataValue.int(int(rows["ticker"].nunique())),
+                    "preview": preview(rows),
+                },
+                asset_key=RAW_PRICE_HISTORY,
+            )
+            yield Output(
+                bars,
+                output_name="raw_price_history",
+                metadata={
+                    **shared,
+                    "tickers_requested": MetadataValue.int(len(tickers)),
+                    "tickers_failed": MetadataValue.int(len(fetch.failures)),
+                    "fetch_requests": MetadataValue.int(fetch.requests),
+                },
+            )
+        if "raw_price_fetch_failures" in selected:
+            failures = fetch.failures
+            failed = (
+                failures.merge(pd.DataFrame({"session_date": sessions}), how="cross")
+                if len(failures)
+                else failures.assign(session_date=pd.Series(dtype="datetime64[ns]"))
+            )
+            failed = conform(failed, PRICE_FETCH_FAILURE_COLUMNS)
+            yield Output(
+                failed,
+                output_name="raw_price_fetch_failures",
+                metadata={
+                    "failed_tickers": MetadataValue.md(
+                        failures[["ticker", "error_type", "message"]].to_markdown(index=False)
+                        if len(failures)
+                        else "_none_"
+                    ),
+                },
+            )
 
+    return raw_price_history
+
+
+def ingest_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
+    """The raw assets over ``partitions`` (the trading sessions from the settings' start date)."""
+    return [
+        _raw_reddit_asset("posts", RAW_POST_COLUMNS, partitions),
+        _raw_reddit_asset("comments", RAW_COMMENT_COLUMNS, partitions),
+        _raw_price_assets(partitions),
+    ]

@@ -1,92 +1,85 @@
 """Portfolio assets: the paper positions ledger and the backtest report over everything materialized."""
 
 import pandas as pd
-from dagster import AssetExecutionContext, MetadataValue, Output, asset
+from dagster import AssetExecutionContext, AssetsDefinition, MetadataValue, Output, asset
 
 from tft_pipeline.backtest import backtest_report as compute_backtest_report
 from tft_pipeline.backtest import buy_and_hold_curve, equity_plot_png
 from tft_pipeline.defs.constants import PORTFOLIO_GROUP, SINGLE_RUN, WAREHOUSE_POOL
 from tft_pipeline.defs.metadata import png, preview
 from tft_pipeline.defs.resources import WarehouseResource
-from tft_pipeline.paper_trading import replay_ledger
-from tft_pipeline.portfolio import POSITION_COLUMNS, PortfolioConfig
+from tft_pipeline.paper_trading import BOOK_COLUMNS, latest_positions
+from tft_pipeline.portfolio import EQUITY_COLUMNS, POSITION_COLUMNS
+from tft_pipeline.settings import Settings
 from tft_pipeline.tables import conform
 
 
-def _read(store, table: str) -> pd.DataFrame:
-    frame = store.read_table(table) if store.table_exists(table) else pd.DataFrame()
-    if "session_date" in frame.columns:
-        frame["session_date"] = pd.to_datetime(frame["session_date"]).astype("datetime64[ns]")
-    return frame
+def _read(store, table: str, columns: dict[str, str]) -> pd.DataFrame:
+    return conform(store.read_table(table) if store.table_exists(table) else pd.DataFrame(), columns)
 
 
-@asset(
-    key=["portfolio", "positions"],
-    deps=[["signals", "risk_filtered_signals"], ["portfolio", "equity"], ["clean", "price_history"]],
-    group_name=PORTFOLIO_GROUP,
-    # Unpartitioned, but every asset of the chain needs the policy for CLI range runs.
-    backfill_policy=SINGLE_RUN,
-    pool=WAREHOUSE_POOL,
-    io_manager_key="warehouse_io_manager",
-    kinds={"python", "duckdb"},
-    description="One row per paper position, opened from accepted signals and closed at stop, "
-    "target or expiry from later prices (closed_on null while open). Rebuilt from the accepted "
-    "decisions through the latest materialized session.",
-)
-def positions(context: AssetExecutionContext, warehouse: WarehouseResource) -> Output:
-    store = warehouse.warehouse()
-    accepted = _read(store, "signals.risk_filtered_signals")
-    equity = _read(store, "portfolio.equity")
-    if accepted.empty or equity.empty:
-        ledger_positions = conform(pd.DataFrame(), POSITION_COLUMNS)
-    else:
-        prices = _read(store, "clean.price_history")
-        through = equity["session_date"].max()
-        ledger = replay_ledger(accepted, prices, through, PortfolioConfig())
-        ledger_positions = conform(ledger.positions, POSITION_COLUMNS)
-    open_now = ledger_positions["closed_on"].isna()
-    return Output(
-        ledger_positions,
-        metadata={
-            "positions": MetadataValue.int(len(ledger_positions)),
-            "open": MetadataValue.int(int(open_now.sum())),
-            "closed_by_reason": MetadataValue.json(
-                ledger_positions.loc[~open_now, "exit_reason"].value_counts().to_dict()
-            ),
-            "realized_pnl": MetadataValue.float(round(float(ledger_positions["pnl"].sum()), 2)),
-            "preview": preview(ledger_positions.sort_values("opened_on", ascending=False)),
-        },
+def portfolio_assets(settings: Settings) -> list[AssetsDefinition]:
+    """The ledger of every paper position and the backtest report (both span all sessions)."""
+    initial_equity = settings.initial_equity
+
+    @asset(
+        key=["portfolio", "positions"],
+        deps=[["portfolio", "position_book"]],
+        group_name=PORTFOLIO_GROUP,
+        # Unpartitioned, but every asset of the chain needs the policy for CLI range runs.
+        backfill_policy=SINGLE_RUN,
+        pool=WAREHOUSE_POOL,
+        io_manager_key="warehouse_io_manager",
+        kinds={"python", "duckdb"},
+        description="One row per paper position, opened from accepted signals and closed at stop, "
+        "target or expiry (closed_on null while open): each position as the latest session's book "
+        "shows it. Nothing is replayed: the risk step booked every session.",
     )
+    def positions(context: AssetExecutionContext, warehouse: WarehouseResource) -> Output:
+        store = warehouse.warehouse()
+        ledger_positions = latest_positions(_read(store, "portfolio.position_book", BOOK_COLUMNS))
+        open_now = ledger_positions["closed_on"].isna()
+        return Output(
+            ledger_positions,
+            metadata={
+                "positions": MetadataValue.int(len(ledger_positions)),
+                "open": MetadataValue.int(int(open_now.sum())),
+                "closed_by_reason": MetadataValue.json(
+                    ledger_positions.loc[~open_now, "exit_reason"].value_counts().to_dict()
+                ),
+                "realized_pnl": MetadataValue.float(round(float(ledger_positions["pnl"].sum()), 2)),
+                "preview": preview(ledger_positions.sort_values("opened_on", ascending=False)),
+            },
+        )
 
-
-@asset(
-    key=["portfolio", "backtest_report"],
-    deps=[["portfolio", "positions"], ["portfolio", "equity"], ["clean", "price_history"]],
-    group_name=PORTFOLIO_GROUP,
-    # Unpartitioned, but every asset of the chain needs the policy for CLI range runs.
-    backfill_policy=SINGLE_RUN,
-    pool=WAREHOUSE_POOL,
-    io_manager_key="warehouse_io_manager",
-    kinds={"python", "duckdb"},
-    description="Hit rate, average R, profit factor, Sharpe, Sortino, max drawdown, exposure and "
-    "trades over the materialized sessions, against equal-weight buy-and-hold; with an equity and "
-    "drawdown plot.",
-)
-def backtest_report(context: AssetExecutionContext, warehouse: WarehouseResource) -> Output:
-    store = warehouse.warehouse()
-    equity = _read(store, "portfolio.equity").sort_values("session_date")
-    ledger_positions = _read(store, "portfolio.positions")
-    prices = _read(store, "clean.price_history")
-    report = compute_backtest_report(
-        equity, conform(ledger_positions, POSITION_COLUMNS), prices,
-        initial_equity=PortfolioConfig().initial_equity,
+    @asset(
+        key=["portfolio", "backtest_report"],
+        deps=[["portfolio", "positions"], ["portfolio", "equity"], ["clean", "price_history"]],
+        group_name=PORTFOLIO_GROUP,
+        # Unpartitioned, but every asset of the chain needs the policy for CLI range runs.
+        backfill_policy=SINGLE_RUN,
+        pool=WAREHOUSE_POOL,
+        io_manager_key="warehouse_io_manager",
+        kinds={"python", "duckdb"},
+        description="Hit rate, average R, profit factor, Sharpe, Sortino, max drawdown, exposure "
+        "and trades over the materialized sessions, against equal-weight buy-and-hold; with an "
+        "equity and drawdown plot.",
     )
-    figures = report.as_dict()
-    benchmark = buy_and_hold_curve(prices, equity["session_date"])
-    image = equity_plot_png(equity, benchmark)
-    metadata = {
-        key: (MetadataValue.float(float(value)) if isinstance(value, float) else MetadataValue.text(str(value)))
-        for key, value in figures.items()
-    }
-    metadata["equity_and_drawdown"] = png(image, "equity and drawdown")
-    return Output(pd.DataFrame([figures]), metadata=metadata)
+    def backtest_report(context: AssetExecutionContext, warehouse: WarehouseResource) -> Output:
+        store = warehouse.warehouse()
+        equity = _read(store, "portfolio.equity", EQUITY_COLUMNS).sort_values("session_date")
+        ledger_positions = _read(store, "portfolio.positions", POSITION_COLUMNS)
+        first, last = equity["session_date"].min(), equity["session_date"].max()
+        prices = store.read_sessions("clean.price_history", first, last) if len(equity) else pd.DataFrame()
+        report = compute_backtest_report(equity, ledger_positions, prices, initial_equity=initial_equity)
+        figures = report.as_dict()
+        benchmark = buy_and_hold_curve(prices, equity["session_date"])
+        image = equity_plot_png(equity, benchmark)
+        metadata = {
+            key: (MetadataValue.float(float(value)) if isinstance(value, float) else MetadataValue.text(str(value)))
+            for key, value in figures.items()
+        }
+        metadata["equity_and_drawdown"] = png(image, "equity and drawdown")
+        return Output(pd.DataFrame([figures]), metadata=metadata)
+
+    return [positions, backtest_report]

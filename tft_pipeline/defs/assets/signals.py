@@ -1,30 +1,33 @@
-"""Signal assets: the walk-forward baseline model's signals, and the risk manager's verdicts."""
+"""Signal assets: the walk-forward baseline model's signals, and the risk manager's verdicts
+booked into the paper portfolio."""
 
 import pickle
 from pathlib import Path
 
 import pandas as pd
 from dagster import (
+    AssetDep,
     AssetExecutionContext,
     AssetIn,
     AssetKey,
     AssetOut,
-    Config,
+    AssetsDefinition,
+    Failure,
     MetadataValue,
     Output,
+    PartitionsDefinition,
+    TimeWindowPartitionMapping,
     multi_asset,
 )
-from pydantic import Field
 
 from tft_pipeline.defs.constants import (
     PORTFOLIO_GROUP,
-    SESSION_PARTITIONS,
     SIGNALS_GROUP,
     SINGLE_RUN,
     WAREHOUSE_POOL,
 )
 from tft_pipeline.defs.history import partition_sessions, read_history
-from tft_pipeline.defs.metadata import counts_table, preview
+from tft_pipeline.defs.metadata import counts_table, describe_each_session, preview
 from tft_pipeline.defs.resources import WarehouseResource
 from tft_pipeline.model.walk_forward import (
     SIGNAL_COLUMNS,
@@ -32,15 +35,27 @@ from tft_pipeline.model.walk_forward import (
     retrain_session,
     walk_forward,
 )
-from tft_pipeline.paper_trading import trade_sessions
+from tft_pipeline.paper_trading import BOOK_COLUMNS, state_after, trade_sessions
 from tft_pipeline.portfolio import EQUITY_COLUMNS, PortfolioConfig
-from tft_pipeline.risk import RiskLimits, RiskManager
+from tft_pipeline.risk import RiskManager
+from tft_pipeline.settings import Settings
 from tft_pipeline.tables import conform
+from tft_pipeline.trading_calendar import previous_session
 
 WALK_FORWARD = WalkForwardConfig()
 # Training reads this many sessions of snapshots before the run: the training window plus the
 # labels' horizon, so every label the model may learn from is available.
 TRAINING_HISTORY_SESSIONS = (WALK_FORWARD.train_window_sessions or 500) + WALK_FORWARD.rule.horizon + 20
+# Closes before the range mark the positions still open (a ticker may miss a bar or two).
+MARK_HISTORY_SESSIONS = 20
+
+TRADING_SIGNALS = AssetKey(["signals", "trading_signals"])
+MODEL_VERSIONS = AssetKey(["signals", "model_versions"])
+RISK_DECISIONS = AssetKey(["signals", "risk_decisions"])
+RISK_FILTERED_SIGNALS = AssetKey(["signals", "risk_filtered_signals"])
+PORTFOLIO_EQUITY = AssetKey(["portfolio", "equity"])
+POSITION_BOOK = AssetKey(["portfolio", "position_book"])
+CLEAN_PRICE_HISTORY = AssetKey(["clean", "price_history"])
 
 MODEL_VERSION_COLUMNS = {
     "session_date": "datetime64[ns]",
@@ -70,38 +85,8 @@ DECISION_COLUMNS = {
 }
 
 
-@multi_asset(
-    outs={
-        "trading_signals": AssetOut(
-            key=["signals", "trading_signals"],
-            io_manager_key="warehouse_io_manager",
-            description="One long signal per (ticker, session, model): entry at the close, stop "
-            "1 ATR below, target 2 ATR above, confidence = P(target before stop).",
-        ),
-        "model_versions": AssetOut(
-            key=["signals", "model_versions"],
-            io_manager_key="warehouse_io_manager",
-            description="Which model version scored each session, with its out-of-sample metrics "
-            "and the path of its pickled artifact.",
-        ),
-    },
-    deps=[["features", "feature_snapshots"], ["clean", "price_history"]],
-    group_name=SIGNALS_GROUP,
-    partitions_def=SESSION_PARTITIONS,
-    backfill_policy=SINGLE_RUN,
-    pool=WAREHOUSE_POOL,
-    can_subset=False,
-)
-def baseline_signals(context: AssetExecutionContext, warehouse: WarehouseResource):
-    """Walk-forward: each session is scored by a model trained only on labels known before it."""
-    sessions = partition_sessions(context)
-    store = warehouse.warehouse()
-    snapshots = read_history(store, "features.feature_snapshots", sessions[0], sessions[-1], TRAINING_HISTORY_SESSIONS)
-    prices = read_history(store, "clean.price_history", sessions[0], sessions[-1], TRAINING_HISTORY_SESSIONS)
-    result = walk_forward(snapshots, prices, sessions, config=WALK_FORWARD)
-    signals = conform(result.signals, SIGNAL_COLUMNS)
-
-    artifacts = Path(warehouse.path).parent / "models"
+def _model_version_rows(result, sessions: pd.DatetimeIndex, artifacts: Path) -> pd.DataFrame:
+    """One row per session: the version that scored it, its metrics and its pickled artifact."""
     artifacts.mkdir(parents=True, exist_ok=True)
     by_anchor = {}
     for trained in result.models:
@@ -127,141 +112,264 @@ def baseline_signals(context: AssetExecutionContext, warehouse: WarehouseResourc
                 "holdout_base_rate": metrics.base_rate, "artifact": f"models/{path.name}",
             }
         )
-    versions = conform(pd.DataFrame(rows), MODEL_VERSION_COLUMNS)
-    unscored = len(sessions) - int(signals["session_date"].nunique())
-    yield Output(
-        signals,
-        output_name="trading_signals",
-        metadata={
-            "signals": MetadataValue.int(len(signals)),
-            "sessions_without_a_model": MetadataValue.int(unscored),
-            "mean_confidence": MetadataValue.float(float(signals["confidence"].mean()) if len(signals) else 0.0),
-            "max_confidence": MetadataValue.float(float(signals["confidence"].max()) if len(signals) else 0.0),
-            "preview": preview(signals.sort_values("confidence", ascending=False)),
+    return conform(pd.DataFrame(rows), MODEL_VERSION_COLUMNS)
+
+
+def _signal_assets(partitions: PartitionsDefinition) -> AssetsDefinition:
+    @multi_asset(
+        outs={
+            "trading_signals": AssetOut(
+                key=TRADING_SIGNALS,
+                io_manager_key="warehouse_io_manager",
+                is_required=False,
+                kinds={"python", "duckdb", "scikitlearn"},
+                description="One long signal per (ticker, session, model): entry at the close, stop "
+                "1 ATR below, target 2 ATR above, confidence = P(target before stop).",
+            ),
+            "model_versions": AssetOut(
+                key=MODEL_VERSIONS,
+                io_manager_key="warehouse_io_manager",
+                is_required=False,
+                kinds={"python", "duckdb"},
+                description="Which model version scored each session, with its out-of-sample "
+                "metrics and the path of its pickled artifact.",
+            ),
         },
+        name="baseline_signals",
+        deps=[["features", "feature_snapshots"], ["clean", "price_history"]],
+        group_name=SIGNALS_GROUP,
+        partitions_def=partitions,
+        backfill_policy=SINGLE_RUN,
+        pool=WAREHOUSE_POOL,
+        # Either table alone: the walk-forward is the same, only what is stored differs.
+        can_subset=True,
     )
-    latest = versions.iloc[-1] if len(versions) else None
-    yield Output(
-        versions,
-        output_name="model_versions",
-        metadata={
-            "models_trained": MetadataValue.int(len(result.models)),
-            "latest_version": MetadataValue.text(str(latest["model_version"]) if latest is not None else "none"),
-            "latest_holdout_auc": MetadataValue.float(float(latest["holdout_auc"]) if latest is not None else float("nan")),
-            "latest_holdout_hit_rate": MetadataValue.float(float(latest["holdout_hit_rate"]) if latest is not None else float("nan")),
-            "latest_n_train": MetadataValue.int(int(latest["n_train"]) if latest is not None else 0),
-        },
+    def baseline_signals(context: AssetExecutionContext, warehouse: WarehouseResource):
+        """Walk-forward: each session is scored by a model trained only on labels known before it."""
+        sessions = partition_sessions(context)
+        store = warehouse.warehouse()
+        first, last = sessions[0], sessions[-1]
+        snapshots = read_history(store, "features.feature_snapshots", first, last, TRAINING_HISTORY_SESSIONS)
+        prices = read_history(store, "clean.price_history", first, last, TRAINING_HISTORY_SESSIONS)
+        result = walk_forward(snapshots, prices, sessions, config=WALK_FORWARD)
+        selected = context.selected_output_names
+        if "trading_signals" in selected:
+            signals = conform(result.signals, SIGNAL_COLUMNS)
+            shared = describe_each_session(
+                context,
+                signals,
+                lambda rows, _: {
+                    "mean_confidence": MetadataValue.float(
+                        round(float(rows["confidence"].mean()), 4) if len(rows) else 0.0
+                    ),
+                    "max_confidence": MetadataValue.float(
+                        round(float(rows["confidence"].max()), 4) if len(rows) else 0.0
+                    ),
+                    "preview": preview(rows.sort_values("confidence", ascending=False)),
+                },
+                asset_key=TRADING_SIGNALS,
+            )
+            yield Output(signals, output_name="trading_signals", metadata=shared)
+        if "model_versions" in selected:
+            versions = _model_version_rows(result, sessions, Path(warehouse.path).parent / "models")
+
+            def describe_version(rows: pd.DataFrame, _: str) -> dict:
+                if rows.empty:
+                    return {"model_version": MetadataValue.text("none: too little history to train")}
+                row = rows.iloc[0]
+                return {
+                    "model_version": MetadataValue.text(str(row["model_version"])),
+                    "holdout_auc": MetadataValue.float(round(float(row["holdout_auc"]), 4)),
+                    "holdout_brier": MetadataValue.float(round(float(row["holdout_brier"]), 4)),
+                    "holdout_hit_rate": MetadataValue.float(round(float(row["holdout_hit_rate"]), 4)),
+                    "n_train": MetadataValue.int(int(row["n_train"])),
+                }
+
+            shared = describe_each_session(context, versions, describe_version, asset_key=MODEL_VERSIONS)
+            yield Output(
+                versions,
+                output_name="model_versions",
+                metadata={**shared, "models_trained_in_run": MetadataValue.int(len(result.models))},
+            )
+
+    return baseline_signals
+
+
+def read_previous_state(store, first: pd.Timestamp):
+    """The paper portfolio after the session before ``first`` (None: nothing booked before it)."""
+    before = previous_session(first)
+    if not store.table_exists("portfolio.equity"):
+        return None
+    equity = store.query(
+        "SELECT * FROM portfolio.equity WHERE session_date <= ?::DATE "
+        "ORDER BY session_date DESC LIMIT 1",
+        [before.date()],
     )
-
-
-class RiskConfig(Config):
-    """Run-config overrides of the risk limits (on top of ``TFT_RISK_*`` and the seed's defaults)."""
-
-    min_confidence: float | None = Field(default=None, description="minimum confidence (0..1)")
-    min_reward_risk: float | None = Field(default=None, description="minimum reward/risk")
-    risk_per_trade: float | None = Field(default=None, description="risk budget per trade, share of value")
-    max_position_fraction: float | None = Field(default=None, description="largest position, share of value")
-    max_positions: int | None = Field(default=None, description="most open positions")
-    max_drawdown: float | None = Field(default=None, description="drawdown at which trading stops")
-    initial_equity: float = Field(default=100_000.0, description="paper portfolio's starting cash")
-
-
-@multi_asset(
-    ins={"trading_signals": AssetIn(key=["signals", "trading_signals"])},
-    outs={
-        "risk_decisions": AssetOut(
-            key=["signals", "risk_decisions"],
-            io_manager_key="warehouse_io_manager",
-            group_name=SIGNALS_GROUP,
-            description="Every signal with the risk manager's verdict: accepted, reasons, shares, "
-            "position value, risk dollars, reward/risk.",
-        ),
-        "risk_filtered_signals": AssetOut(
-            key=["signals", "risk_filtered_signals"],
-            io_manager_key="warehouse_io_manager",
-            group_name=SIGNALS_GROUP,
-            description="The accepted signals only, sized.",
-        ),
-        "portfolio_equity": AssetOut(
-            key=["portfolio", "equity"],
-            io_manager_key="warehouse_io_manager",
-            group_name=PORTFOLIO_GROUP,
-            description="Paper portfolio equity at each session's close, with peak and drawdown.",
-        ),
-    },
-    internal_asset_deps={
-        "risk_decisions": {AssetKey(["signals", "trading_signals"])},
-        "risk_filtered_signals": {AssetKey(["signals", "trading_signals"])},
-        "portfolio_equity": {AssetKey(["signals", "trading_signals"]), AssetKey(["clean", "price_history"])},
-    },
-    deps=[["clean", "price_history"]],
-    partitions_def=SESSION_PARTITIONS,
-    backfill_policy=SINGLE_RUN,
-    pool=WAREHOUSE_POOL,
-    can_subset=False,
-)
-def risk_checked_signals(
-    context: AssetExecutionContext, config: RiskConfig, trading_signals: pd.DataFrame, warehouse: WarehouseResource
-):
-    """The gatekeeper: session by session, against the paper portfolio's state after the session before."""
-    from tft_pipeline.settings import load_risk_settings
-
-    sessions = partition_sessions(context)
-    overrides = {**load_risk_settings().overrides(), **config.model_dump(exclude_none=True)}
-    initial_equity = overrides.pop("initial_equity")
-    limits = RiskLimits(**overrides)
-    store = warehouse.warehouse()
-    accepted_before = (
-        store.query(
-            "SELECT * FROM signals.risk_filtered_signals WHERE session_date < ?::DATE",
-            [sessions[0].date()],
+    if equity.empty:
+        return None
+    booked = pd.Timestamp(equity["session_date"].iloc[0])
+    if booked != before:
+        raise Failure(
+            description=(
+                f"the paper portfolio was last booked on {booked.date()}, but {first.date()} "
+                f"needs the state after {before.date()}: materialize the sessions after "
+                f"{booked.date()} up to {before.date()} first (the book carries over from one "
+                "session to the next)"
+            ),
+            allow_retries=False,
         )
-        if store.table_exists("signals.risk_filtered_signals")
-        else pd.DataFrame(columns=list(DECISION_COLUMNS))
+    book = (
+        store.read_sessions("portfolio.position_book", before, before)
+        if store.table_exists("portfolio.position_book")
+        else conform(pd.DataFrame(), BOOK_COLUMNS)
     )
-    accepted_before["session_date"] = pd.to_datetime(accepted_before["session_date"])
-    first_needed = accepted_before["session_date"].min() if len(accepted_before) else sessions[0]
-    prices = store.read_sessions("clean.price_history", min(first_needed, sessions[0]) - pd.Timedelta(days=7), sessions[-1])
-    prices["session_date"] = pd.to_datetime(prices["session_date"]).astype("datetime64[ns]")
-    trading_signals["session_date"] = pd.to_datetime(trading_signals["session_date"]).astype("datetime64[ns]")
+    return state_after(book, equity)
 
-    manager = RiskManager(limits)
-    result = trade_sessions(
-        trading_signals, accepted_before, prices, sessions, manager,
-        PortfolioConfig(initial_equity=initial_equity),
+
+def _risk_assets(partitions: PartitionsDefinition, settings: Settings) -> AssetsDefinition:
+    limits = settings.risk_limits
+    portfolio_config = PortfolioConfig(initial_equity=settings.initial_equity)
+    # Session D starts from the book and equity of D−1: a dependency on the asset's own previous
+    # partition. The first partition has none (it starts from cash).
+    previous_session_of = TimeWindowPartitionMapping(
+        start_offset=-1, end_offset=-1, allow_nonexistent_upstream_partitions=True
     )
-    decisions = conform(result.decisions, DECISION_COLUMNS) if len(result.decisions) else conform(pd.DataFrame(), DECISION_COLUMNS)
-    accepted = decisions[decisions["accepted"]].reset_index(drop=True)
-    stats = manager.stats
-    reasons = (
-        decisions.loc[~decisions["accepted"], "reasons"].str.split(";").explode().value_counts()
-        if (~decisions["accepted"]).any() else pd.Series(dtype="int64")
-    )
-    yield Output(
-        decisions,
-        output_name="risk_decisions",
-        metadata={
-            "evaluated": MetadataValue.int(int(stats.evaluated)),
-            "accepted": MetadataValue.int(int(stats.accepted)),
-            "acceptance_rate": MetadataValue.float(round(float(stats.acceptance_rate), 4)),
-            "rejections_by_reason": counts_table(reasons, "reason", "signals"),
-            "limits": MetadataValue.json(limits.model_dump()),
+
+    @multi_asset(
+        ins={"trading_signals": AssetIn(key=TRADING_SIGNALS)},
+        outs={
+            "risk_decisions": AssetOut(
+                key=RISK_DECISIONS,
+                io_manager_key="warehouse_io_manager",
+                group_name=SIGNALS_GROUP,
+                is_required=False,
+                kinds={"python", "duckdb"},
+                description="Every signal with the risk manager's verdict: accepted, reasons, "
+                "shares, position value, risk dollars, reward/risk.",
+            ),
+            "risk_filtered_signals": AssetOut(
+                key=RISK_FILTERED_SIGNALS,
+                io_manager_key="warehouse_io_manager",
+                group_name=SIGNALS_GROUP,
+                is_required=False,
+                kinds={"python", "duckdb"},
+                description="The accepted signals only, sized.",
+            ),
+            "portfolio_equity": AssetOut(
+                key=PORTFOLIO_EQUITY,
+                io_manager_key="warehouse_io_manager",
+                group_name=PORTFOLIO_GROUP,
+                is_required=False,
+                kinds={"python", "duckdb"},
+                description="Paper portfolio equity at each session's close, with cash, peak and "
+                "drawdown.",
+            ),
+            "position_book": AssetOut(
+                key=POSITION_BOOK,
+                io_manager_key="warehouse_io_manager",
+                group_name=PORTFOLIO_GROUP,
+                is_required=False,
+                kinds={"python", "duckdb"},
+                description="Each session's book: the paper positions open at its close, and those "
+                "closed during it with their exits. The next session starts from it.",
+            ),
         },
-    )
-    yield Output(
-        accepted,
-        output_name="risk_filtered_signals",
-        metadata={"accepted": MetadataValue.int(len(accepted)), "preview": preview(accepted)},
-    )
-    equity = conform(result.equity, EQUITY_COLUMNS)
-    last = equity.iloc[-1]
-    yield Output(
-        equity,
-        output_name="portfolio_equity",
-        metadata={
-            "equity": MetadataValue.float(round(float(last["equity"]), 2)),
-            "peak_equity": MetadataValue.float(round(float(last["peak_equity"]), 2)),
-            "drawdown": MetadataValue.float(round(float(last["drawdown"]), 4)),
-            "open_positions": MetadataValue.int(int(last["open_positions"])),
+        deps=[
+            AssetDep(CLEAN_PRICE_HISTORY),
+            AssetDep(PORTFOLIO_EQUITY, partition_mapping=previous_session_of),
+            AssetDep(POSITION_BOOK, partition_mapping=previous_session_of),
+        ],
+        # What each output reads. Outputs are yielded in this order (a multi-asset must yield an
+        # asset after the assets it depends on): equity, book, then the decisions.
+        internal_asset_deps={
+            "portfolio_equity": {TRADING_SIGNALS, CLEAN_PRICE_HISTORY, PORTFOLIO_EQUITY},
+            "position_book": {TRADING_SIGNALS, CLEAN_PRICE_HISTORY, PORTFOLIO_EQUITY, POSITION_BOOK},
+            "risk_decisions": {TRADING_SIGNALS, PORTFOLIO_EQUITY, POSITION_BOOK},
+            "risk_filtered_signals": {TRADING_SIGNALS, PORTFOLIO_EQUITY, POSITION_BOOK},
         },
+        name="risk_checked_signals",
+        partitions_def=partitions,
+        backfill_policy=SINGLE_RUN,
+        pool=WAREHOUSE_POOL,
+        can_subset=True,
     )
+    def risk_checked_signals(
+        context: AssetExecutionContext, trading_signals: pd.DataFrame, warehouse: WarehouseResource
+    ):
+        """The gatekeeper: session by session, against the paper portfolio after the session before."""
+        sessions = partition_sessions(context)
+        store = warehouse.warehouse()
+        previous = read_previous_state(store, sessions[0])
+        prices = read_history(store, "clean.price_history", sessions[0], sessions[-1], MARK_HISTORY_SESSIONS)
+        manager = RiskManager(limits)
+        result = trade_sessions(trading_signals, previous, prices, sessions, manager, portfolio_config)
+        decisions = conform(result.decisions, DECISION_COLUMNS)
+        selected = context.selected_output_names
+
+        def describe_decisions(rows: pd.DataFrame, _: str) -> dict:
+            rejected = rows.loc[~rows["accepted"], "reasons"]
+            reasons = rejected.str.split(";").explode().value_counts() if len(rejected) else pd.Series(dtype="int64")
+            return {
+                "evaluated": MetadataValue.int(len(rows)),
+                "accepted": MetadataValue.int(int(rows["accepted"].sum())),
+                "acceptance_rate": MetadataValue.float(
+                    round(float(rows["accepted"].mean()), 4) if len(rows) else 0.0
+                ),
+                "rejections_by_reason": counts_table(reasons, "reason", "signals"),
+            }
+
+        if "portfolio_equity" in selected:
+            equity = conform(result.equity, EQUITY_COLUMNS)
+
+            def describe_equity(rows: pd.DataFrame, _: str) -> dict:
+                if rows.empty:
+                    return {}
+                row = rows.iloc[-1]
+                return {
+                    "equity": MetadataValue.float(round(float(row["equity"]), 2)),
+                    "cash": MetadataValue.float(round(float(row["cash"]), 2)),
+                    "peak_equity": MetadataValue.float(round(float(row["peak_equity"]), 2)),
+                    "drawdown": MetadataValue.float(round(float(row["drawdown"]), 4)),
+                    "open_positions": MetadataValue.int(int(row["open_positions"])),
+                }
+
+            shared = describe_each_session(context, equity, describe_equity, asset_key=PORTFOLIO_EQUITY)
+            yield Output(
+                equity,
+                output_name="portfolio_equity",
+                metadata={**shared, "initial_equity": MetadataValue.float(portfolio_config.initial_equity)},
+            )
+        if "position_book" in selected:
+            book = conform(result.book, BOOK_COLUMNS)
+            shared = describe_each_session(
+                context,
+                book,
+                lambda rows, _: {
+                    "open_at_close": MetadataValue.int(int(rows["closed_on"].isna().sum())),
+                    "closed_during_session": MetadataValue.int(int(rows["closed_on"].notna().sum())),
+                    "preview": preview(rows),
+                },
+                asset_key=POSITION_BOOK,
+            )
+            yield Output(book, output_name="position_book", metadata=shared)
+        if "risk_decisions" in selected:
+            shared = describe_each_session(context, decisions, describe_decisions, asset_key=RISK_DECISIONS)
+            yield Output(
+                decisions,
+                output_name="risk_decisions",
+                metadata={**shared, "limits": MetadataValue.json(limits.model_dump())},
+            )
+        if "risk_filtered_signals" in selected:
+            accepted = decisions[decisions["accepted"]].reset_index(drop=True)
+            shared = describe_each_session(
+                context, accepted, lambda rows, _: {"preview": preview(rows)},
+                asset_key=RISK_FILTERED_SIGNALS,
+            )
+            yield Output(accepted, output_name="risk_filtered_signals", metadata=shared)
+
+    return risk_checked_signals
+
+
+def signal_assets(partitions: PartitionsDefinition, settings: Settings) -> list[AssetsDefinition]:
+    """The model's signals and the risk-checked, booked decisions over ``partitions``."""
+    return [_signal_assets(partitions), _risk_assets(partitions, settings)]
