@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import re
 import sqlite3
 import urllib.error
 import urllib.request
@@ -19,7 +18,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-REDACTED = "***"
+from tft_pipeline.redaction import redact
+
 MAX_ERROR_CHARS = 4000
 # Environment variables whose values must never leave the process in a message.
 SECRET_NAME_MARKERS = (
@@ -35,14 +35,6 @@ SCHEDULE_TAG = "dagster/schedule_name"
 RETRY_NUMBER_TAG = "dagster/retry_number"
 TRIGGER_TAG = "tft/trigger"
 
-_URL_CREDENTIALS = re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^\s/:@]*):(?P<password>[^\s/@]+)@")
-_SECRET_ASSIGNMENT = re.compile(
-    r"(?P<key>\b(?:password|passwd|pwd|secret|client_secret|token|access_token|refresh_token|"
-    r"api_key|apikey|authorization)\b[\"']?\s*[=:]\s*[\"']?)(?P<scheme>(?:bearer|basic)\s+)?"
-    r"(?P<value>[^\s,;&'\"]+)",
-    re.IGNORECASE,
-)
-
 
 def secret_values(environ: Mapping[str, str], extra: Iterable[str | None] = ()) -> tuple[str, ...]:
     """Values of environment variables named like secrets, plus ``extra``; empty values ignored."""
@@ -51,16 +43,6 @@ def secret_values(environ: Mapping[str, str], extra: Iterable[str | None] = ()) 
         if any(marker in name.upper() for marker in SECRET_NAME_MARKERS)
     )
     return tuple(sorted({value for value in (*named, *extra) if value}, key=len, reverse=True))
-
-
-def redact(text: str, secrets: Iterable[str] = ()) -> str:
-    """``text`` with known secret values, URL passwords and ``password=…``-style values masked."""
-    known = sorted({secret for secret in secrets if secret}, key=len, reverse=True)
-    if known:
-        # One pass, longest first, so a secret that contains another is masked whole.
-        text = re.sub("|".join(re.escape(secret) for secret in known), REDACTED, text)
-    text = _URL_CREDENTIALS.sub(lambda m: f"{m['scheme']}{m['user']}:{REDACTED}@", text)
-    return _SECRET_ASSIGNMENT.sub(lambda m: f"{m['key']}{m['scheme'] or ''}{REDACTED}", text)
 
 
 def partition_span(tags: Mapping[str, str]) -> tuple[str | None, str | None]:

@@ -11,20 +11,52 @@ Definitions (one place, so the report, the README and the UI agree):
   ``average_invested`` the mean of market value / equity at the close;
 - buy-and-hold buys every ticker with a price on the first session in equal amounts at its close
   and holds them (adjusted closes, the last known close carried over missing bars).
+
+``BacktestReport.as_dict`` keeps full precision for machines; ``BacktestReport.for_people`` rounds
+the figures as a trader reads them and explains, in a sentence, a range without trades.
 """
 
 from __future__ import annotations
 
 import io
+import math
+import textwrap
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, PercentFormatter
+
+from tft_pipeline.metrics import profit_factor
 
 TRADING_DAYS_PER_YEAR = 252
+NOT_AVAILABLE = "n/a"
+# 1200 × 720 pixels: readable in Dagster's metadata pane and in a README without zooming.
+PLOT_SIZE_INCHES = (10.0, 6.0)
+PLOT_DPI = 120
+# Figures that only exist once a trade has closed; a range without one gets a sentence instead.
+TRADE_FIGURES = ("hit_rate", "average_r", "profit_factor", "total_pnl")
+# How people see each figure: (field, key, scale, decimals). Fractions become percentages with the
+# unit in the key, so a reader never has to guess whether 0.05 means 5 % or 0.05 %.
+_PEOPLE_FORMAT: tuple[tuple[str, str, float, int], ...] = (
+    ("hit_rate", "hit_rate_pct", 100.0, 1),
+    ("average_r", "average_r", 1.0, 2),
+    ("profit_factor", "profit_factor", 1.0, 2),
+    ("total_pnl", "total_pnl", 1.0, 2),
+    ("total_return", "total_return_pct", 100.0, 2),
+    ("sharpe", "sharpe", 1.0, 2),
+    ("sortino", "sortino", 1.0, 2),
+    ("max_drawdown", "max_drawdown_pct", 100.0, 2),
+    ("exposure", "exposure_pct", 100.0, 1),
+    ("average_invested", "average_invested_pct", 100.0, 1),
+    ("benchmark_return", "benchmark_return_pct", 100.0, 2),
+    ("benchmark_sharpe", "benchmark_sharpe", 1.0, 2),
+    ("benchmark_max_drawdown", "benchmark_max_drawdown_pct", 100.0, 2),
+)
 
 
 def sharpe_ratio(returns: pd.Series | np.ndarray) -> float:
@@ -59,15 +91,6 @@ def max_drawdown(values: pd.Series | np.ndarray) -> float:
     """The largest drawdown of a value curve (0 when it never falls)."""
     series = drawdowns(values)
     return float(series.max()) if len(series) else float("nan")
-
-
-def profit_factor(pnl: pd.Series | np.ndarray) -> float:
-    """Gross gains over gross losses: inf with gains and no loss, NaN with neither."""
-    values = np.asarray(pnl, dtype="float64")
-    gains, losses = values[values > 0].sum(), -values[values < 0].sum()
-    if losses > 0:
-        return float(gains / losses)
-    return float("inf") if gains > 0 else float("nan")
 
 
 def buy_and_hold_curve(
@@ -110,11 +133,83 @@ class BacktestReport:
     benchmark_max_drawdown: float
 
     def as_dict(self) -> dict[str, float | int | str]:
-        """Plain values (dates as ISO text) for metadata or JSON."""
+        """Plain values at full precision (dates as ISO text) for tables, JSON and benchmarks."""
         values = asdict(self)
         values["first_session"] = f"{self.first_session:%Y-%m-%d}"
         values["last_session"] = f"{self.last_session:%Y-%m-%d}"
         return values
+
+    @property
+    def span(self) -> str:
+        """The range as ``first..last`` (one date for a one-session range)."""
+        first, last = f"{self.first_session:%Y-%m-%d}", f"{self.last_session:%Y-%m-%d}"
+        return first if first == last else f"{first}..{last}"
+
+    def for_people(
+        self, *, signals_judged: int | None = None, top_rejection_reason: str | None = None
+    ) -> dict[str, float | int | str]:
+        """The figures rounded as a trader reads them, for a UI or a report.
+
+        Fractions become percentages (``*_pct``: returns and drawdowns with 2 decimals, hit rate,
+        exposure and invested share with 1); ratios and R multiples get 2 decimals, money 2,
+        counts stay integers. An undefined figure reads ``n/a`` and a profit factor without a
+        losing trade ``∞ (no losing trade)``. Without a closed trade, hit rate, average R, profit
+        factor and P&L are replaced by ``why_no_trades``, one sentence built from the range, the
+        open positions and, when given, the number of signals the risk manager judged in the
+        range and its most frequent rejection reason (a code such as ``low_confidence`` or text).
+        """
+        people: dict[str, float | int | str] = {
+            "first_session": f"{self.first_session:%Y-%m-%d}",
+            "last_session": f"{self.last_session:%Y-%m-%d}",
+            "sessions": int(self.sessions),
+            "trades": int(self.trades),
+            "open_positions": int(self.open_positions),
+        }
+        if self.trades == 0:
+            people["why_no_trades"] = self._why_no_trades(signals_judged, top_rejection_reason)
+        for field, key, scale, decimals in _PEOPLE_FORMAT:
+            if self.trades == 0 and field in TRADE_FIGURES:
+                continue
+            value = float(getattr(self, field))
+            if field == "profit_factor" and value == math.inf:
+                people[key] = "∞ (no losing trade)"
+            elif not math.isfinite(value):
+                people[key] = NOT_AVAILABLE
+            else:
+                # + 0.0 turns a rounded -0.0 into 0.0, which reads as no change rather than a loss.
+                people[key] = round(value * scale, decimals) + 0.0
+        return people
+
+    def _why_no_trades(self, signals_judged: int | None, top_rejection_reason: str | None) -> str:
+        if self.open_positions:
+            count = self.open_positions
+            held = "1 position is" if count == 1 else f"{count} positions are"
+            return (
+                f"No trade closed in {self.span}: {held} still open, so hit rate, average R and "
+                "profit factor wait for the first exit."
+            )
+        # Nothing closed and nothing open: no position was opened in the range at all.
+        opened = f"No trade was opened in {self.span}"
+        reason = (
+            f", most often for {top_rejection_reason.replace('_', ' ')}"
+            if top_rejection_reason
+            else ""
+        )
+        if signals_judged == 0:
+            return f"{opened}: there was no signal to judge (see signals/trading_signals)."
+        if signals_judged == 1:
+            return f"{opened}: the only signal was rejected{reason} (see signals/risk_decisions)."
+        if signals_judged is not None:
+            return (
+                f"{opened}: all {signals_judged} signals were rejected{reason} "
+                "(see signals/risk_decisions)."
+            )
+        if reason:
+            return f"{opened}: every signal was rejected{reason} (see signals/risk_decisions)."
+        return (
+            f"{opened}, so there is no hit rate, average R or profit factor "
+            "(see signals/risk_decisions for the verdict on each signal)."
+        )
 
 
 def backtest_report(
@@ -179,36 +274,79 @@ def backtest_report(
     )
 
 
-def equity_plot_png(
-    equity: pd.DataFrame, benchmark: pd.Series | None = None, title: str = "Paper portfolio"
-) -> bytes:
-    """Equity (and buy-and-hold scaled to the same start) over drawdown, as PNG bytes.
+def equity_figure(
+    equity: pd.DataFrame,
+    benchmark: pd.Series | None = None,
+    title: str = "Paper portfolio",
+    note: str | None = None,
+) -> Figure:
+    """Equity (and buy-and-hold scaled to the same start) over drawdown in %, as a Figure.
 
-    Drawn on a private Agg canvas, not through pyplot, so it is safe in worker threads and leaves
-    no global figure state behind.
+    The legend sits above the top panel, outside it, so it never hides a line; ``note`` (say, why
+    there was no trade) is printed under the panels. Drawn on a private Agg canvas, not through
+    pyplot, so it is safe in worker threads and leaves no global figure state behind.
     """
     equity = equity.sort_values("session_date")
     dates = pd.DatetimeIndex(equity["session_date"])
     values = equity["equity"].to_numpy(dtype="float64")
-    figure = Figure(figsize=(9, 5), dpi=100, layout="constrained")
+    figure = Figure(figsize=PLOT_SIZE_INCHES, dpi=PLOT_DPI, layout="constrained")
     FigureCanvasAgg(figure)
     value_axes, drawdown_axes = figure.subplots(
-        2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]}
+        2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1.3]}
     )
-    value_axes.plot(dates, values, color="tab:blue", label="paper portfolio")
+    portfolio_style = {"color": "tab:blue", "linewidth": 1.8, "label": "paper portfolio"}
+    benchmark_style = {
+        "color": "dimgray", "linestyle": "--", "linewidth": 1.4, "label": "equal-weight buy & hold"
+    }
+    value_axes.plot(dates, values, **portfolio_style)
+    portfolio_drawdown = -100.0 * drawdowns(values)
+    drawdown_axes.fill_between(dates, portfolio_drawdown, 0, color="tab:blue", alpha=0.25)
+    drawdown_axes.plot(dates, portfolio_drawdown, **portfolio_style)
+    deepest = float(portfolio_drawdown.min()) if len(values) else 0.0
     if benchmark is not None and len(benchmark) and len(values):
         scaled = benchmark.reindex(dates).to_numpy(dtype="float64")
         scaled = scaled / scaled[0] * values[0]
-        value_axes.plot(
-            dates, scaled, color="tab:gray", linestyle="--", label="equal-weight buy & hold"
-        )
-    value_axes.set_title(title)
-    value_axes.set_ylabel("equity")
-    value_axes.legend(loc="upper left")
+        value_axes.plot(dates, scaled, **benchmark_style)
+        benchmark_drawdown = -100.0 * drawdowns(scaled)
+        drawdown_axes.plot(dates, benchmark_drawdown, **benchmark_style)
+        deepest = min(deepest, float(np.nanmin(benchmark_drawdown, initial=0.0)))
+
+    span = f"{dates[0]:%Y-%m-%d} to {dates[-1]:%Y-%m-%d}" if len(dates) else "no session"
+    figure.suptitle(f"{title}, {span}", fontsize="large", fontweight="bold")
+    # Anchored above the top panel's left corner: outside the plotted area, under the title.
+    value_axes.legend(
+        loc="lower left", bbox_to_anchor=(0.0, 1.0), ncols=2, frameon=False, borderaxespad=0.2
+    )
+
+    value_axes.set_ylabel("equity ($)")
+    value_axes.yaxis.set_major_formatter(FuncFormatter(lambda amount, _: f"{amount:,.0f}"))
     value_axes.grid(alpha=0.3)
-    drawdown_axes.fill_between(dates, -100 * drawdowns(values), 0, color="tab:red", alpha=0.4)
-    drawdown_axes.set_ylabel("drawdown %")
+    drawdown_axes.set_ylabel("drawdown (%)")
+    drawdown_axes.yaxis.set_major_formatter(PercentFormatter(decimals=None))
+    # At least a 1 % deep panel, so a curve that never fell reads as a flat 0 %, not as noise.
+    bottom = min(-1.0, deepest * 1.15)
+    drawdown_axes.set_ylim(bottom, -0.04 * bottom)  # a sliver above 0 % keeps a flat curve seen
     drawdown_axes.grid(alpha=0.3)
+    locator = AutoDateLocator(minticks=4, maxticks=10)
+    drawdown_axes.xaxis.set_major_locator(locator)
+    # The offset under the axis names the year only, not a month the range may not reach.
+    year_offsets = ["", "%Y", "%Y", "%Y", "%Y-%m-%d", "%Y-%m-%d %H:%M"]
+    drawdown_axes.xaxis.set_major_formatter(
+        ConciseDateFormatter(locator, offset_formats=year_offsets)
+    )
+    if note:
+        figure.supxlabel(textwrap.fill(note, 110), fontsize="medium", color="dimgray")
+    return figure
+
+
+def equity_plot_png(
+    equity: pd.DataFrame,
+    benchmark: pd.Series | None = None,
+    title: str = "Paper portfolio",
+    note: str | None = None,
+) -> bytes:
+    """``equity_figure`` as PNG bytes (``PLOT_SIZE_INCHES`` at ``PLOT_DPI``)."""
+    figure = equity_figure(equity, benchmark, title, note)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", metadata={"Software": None})
     return buffer.getvalue()

@@ -7,7 +7,12 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from tft_pipeline.trading_calendar import NEW_YORK, latest_closed_session, sessions_between
+from tft_pipeline.trading_calendar import (
+    NEW_YORK,
+    latest_closed_session,
+    sessions_between,
+    to_utc,
+)
 
 # The daily schedule fires at 16:30 New York and a run takes minutes: a session counts as due
 # 90 minutes after its close (17:30 on a regular day, 14:30 after a half day), so a check at
@@ -15,14 +20,9 @@ from tft_pipeline.trading_calendar import NEW_YORK, latest_closed_session, sessi
 DEFAULT_GRACE = pd.Timedelta(minutes=90)
 
 
-def _utc(moment: dt.datetime | pd.Timestamp | str) -> pd.Timestamp:
-    stamp = pd.Timestamp(moment)
-    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
-
-
 def session_due(now: dt.datetime | pd.Timestamp | str, grace: pd.Timedelta = DEFAULT_GRACE) -> pd.Timestamp:
     """The most recent session whose close plus ``grace`` is at or before ``now`` (naive = UTC)."""
-    return latest_closed_session(_utc(now) - grace)
+    return latest_closed_session(to_utc(now) - grace)
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ def check_freshness(
     grace: pd.Timedelta = DEFAULT_GRACE,
 ) -> FreshnessVerdict:
     """Compare the latest loaded session with the one due at ``now``."""
-    now_utc = _utc(now)
+    now_utc = to_utc(now)
     expected = session_due(now_utc, grace)
     if latest_loaded is None or pd.isna(latest_loaded):
         return FreshnessVerdict(now_utc, expected, None, ())

@@ -43,6 +43,9 @@ from typing import Any, Literal, Protocol, TypeVar
 
 import tenacity
 
+# Re-exported under the name the live sources import.
+from tft_pipeline.redaction import redact as redact_secrets
+
 LOGGER_NAME = "tft_pipeline.retry"
 _logger = logging.getLogger(LOGGER_NAME)
 
@@ -571,32 +574,7 @@ def _is_number(value: object) -> bool:
     return True
 
 
-_REDACTED = "<redacted>"
-_SECRET_PATTERNS: list[tuple[re.Pattern[str], str]] = [
-    # user:password@ in URLs.
-    (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@'\"]+@"), rf"\1{_REDACTED}@"),
-    # Query strings carry tokens and crumbs: keep the path, drop the query.
-    (re.compile(r"\?[^\s'\"<>()\[\]{}]*"), f"?{_REDACTED}"),
-    # Authorization schemes.
-    (re.compile(r"(?i)\b(bearer|basic|token)\s+[A-Za-z0-9._~+/=-]{4,}"), rf"\1 {_REDACTED}"),
-    # key=value and 'key': 'value' pairs of secret-looking keys.
-    (
-        re.compile(
-            r"(?i)\b([\w-]*(?:token|secret|password|passwd|crumb|cookie|session|api[_-]?key|"
-            r"authorization|auth|client[_-]?id|credential)[\w-]*)(['\"]?\s*[=:]\s*)"
-            r"(\"[^\"]*\"|'[^']*'|[^\s&,;'\")\]}]+)"
-        ),
-        rf"\1\2{_REDACTED}",
-    ),
-]
 _DESCRIPTION_LIMIT = 200
-
-
-def redact_secrets(text: str) -> str:
-    """``text`` with credentials, authorization values and URL query strings replaced."""
-    for pattern, replacement in _SECRET_PATTERNS:
-        text = pattern.sub(replacement, text)
-    return text
 
 
 def describe_failure(exc: BaseException) -> str:

@@ -31,6 +31,12 @@ def nyse_calendar() -> xcals.ExchangeCalendar:
     return xcals.get_calendar(EXCHANGE, start=CALENDAR_FIRST_DAY, end=CALENDAR_LAST_DAY)
 
 
+def to_utc(moment: dt.datetime | pd.Timestamp | str) -> pd.Timestamp:
+    """``moment`` as a UTC-aware timestamp; naive input is taken as UTC, as everywhere here."""
+    stamp = pd.Timestamp(moment)
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
 def _as_timestamp(day: dt.date | str | pd.Timestamp) -> pd.Timestamp:
     ts = pd.Timestamp(day)
     if ts.tzinfo is not None:
@@ -104,8 +110,7 @@ def session_of_timestamps(timestamps: pd.Series | pd.DatetimeIndex | Iterable) -
 
 def latest_closed_session(now: dt.datetime | pd.Timestamp) -> pd.Timestamp:
     """The most recent session whose close is at or before ``now`` (naive ``now`` is UTC)."""
-    now_ts = pd.Timestamp(now)
-    now_ts = now_ts.tz_localize("UTC") if now_ts.tzinfo is None else now_ts.tz_convert("UTC")
+    now_ts = to_utc(now)
     closes = nyse_calendar().closes
     closed = closes[closes <= now_ts]
     if closed.empty:

@@ -6,47 +6,17 @@ import datetime as dt
 import sqlite3
 import time
 
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 from tft_pipeline.alerts import (
-    REDACTED,
     FailureLog,
     RunFailure,
     partition_span,
     post_webhook,
-    redact,
     secret_values,
 )
+from tft_pipeline.redaction import REDACTED
 from tft_pipeline_tests.operations_support import free_port, webhook_receiver
 
 FAILED_AT = dt.datetime(2024, 1, 12, 21, 45, tzinfo=dt.UTC)
-# Secrets are tokens of URL-safe characters (Reddit's, webhook tokens, passwords); the mask "***"
-# cannot hide a secret without "*" inside it.
-secret_text = st.text(st.characters(codec="ascii", exclude_characters="*\x00"), min_size=1, max_size=30)
-
-
-@settings(max_examples=150, deadline=None)
-@given(secrets=st.lists(secret_text, min_size=1, max_size=3), before=st.text(max_size=40), after=st.text(max_size=40))
-def test_no_known_secret_survives_redaction(secrets, before, after):
-    text = before + secrets[0] + after + "".join(secrets[1:]) + secrets[0]
-    cleaned = redact(text, secrets)
-    for secret in secrets:
-        assert secret not in cleaned
-
-
-def test_credentials_inside_urls_and_assignments_are_masked_without_being_known():
-    text = (
-        "could not connect to postgresql+psycopg2://dagster:s3cr3t-pw@db:5432/dagster; "
-        "retrying with client_secret=abcDEF123 and Authorization: Bearer eyJhbGciOi.x.y, "
-        'payload {"password": "hunter22"} token=tok_987'
-    )
-    cleaned = redact(text)
-    for leaked in ("s3cr3t-pw", "abcDEF123", "eyJhbGciOi", "hunter22", "tok_987"):
-        assert leaked not in cleaned
-    # What an operator needs to act on stays readable.
-    assert "postgresql+psycopg2://dagster:***@db:5432/dagster" in cleaned
-    assert "Bearer ***" in cleaned and "client_secret=***" in cleaned
 
 
 def test_secret_values_come_from_secret_looking_variables_only():

@@ -9,13 +9,15 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from matplotlib.text import Text
 
 from tft_pipeline.backtest import (
+    BacktestReport,
     backtest_report,
     buy_and_hold_curve,
+    equity_figure,
     equity_plot_png,
     max_drawdown,
-    profit_factor,
     sharpe_ratio,
     sortino_ratio,
 )
@@ -85,12 +87,6 @@ def test_trade_figures_on_hand_made_trades():
     # One R is 10 shares × 5 = 50: the trades are +6R, −2R, +4R, −2R.
     assert report.average_r == pytest.approx((6 - 2 + 4 - 2) / 4)
     assert report.total_pnl == 300
-
-
-def test_profit_factor_edges():
-    assert profit_factor([10.0, 5.0]) == math.inf
-    assert math.isnan(profit_factor([]))
-    assert profit_factor([-1.0, 3.0, -2.0]) == pytest.approx(1.0)
 
 
 def test_only_trades_closed_inside_the_range_count():
@@ -181,5 +177,195 @@ def test_the_equity_plot_is_a_png_of_the_requested_size():
     )
     assert image.startswith(PNG_MAGIC)
     width, height = int.from_bytes(image[16:20], "big"), int.from_bytes(image[20:24], "big")
-    assert (width, height) == (900, 500)
+    assert (width, height) == (1200, 720)
     assert equity_plot_png(equity_table([100, 104, 99])).startswith(PNG_MAGIC)  # no benchmark
+
+
+# --------------------------------------------------------------------------------------------------
+# The report for people
+# --------------------------------------------------------------------------------------------------
+
+
+def made_report(**changes) -> BacktestReport:
+    figures = {
+        "first_session": pd.Timestamp("2026-09-03"),
+        "last_session": pd.Timestamp("2026-11-27"),
+        "sessions": 60,
+        "trades": 9,
+        "open_positions": 2,
+        "hit_rate": 5 / 9,
+        "average_r": 0.666666,
+        "profit_factor": 2.345678,
+        "total_pnl": 1234.5678,
+        "total_return": 0.0123456,
+        "sharpe": 1.23456,
+        "sortino": float("nan"),
+        "max_drawdown": 0.0423456,
+        "exposure": 0.6,
+        "average_invested": 0.123456,
+        "benchmark_return": -0.0000001,
+        "benchmark_sharpe": -0.456,
+        "benchmark_max_drawdown": 0.0999,
+    }
+    return BacktestReport(**{**figures, **changes})
+
+
+def test_people_read_percentages_ratios_and_money_rounded():
+    people = made_report().for_people()
+    assert people == {
+        "first_session": "2026-09-03",
+        "last_session": "2026-11-27",
+        "sessions": 60,
+        "trades": 9,
+        "open_positions": 2,
+        "hit_rate_pct": 55.6,
+        "average_r": 0.67,
+        "profit_factor": 2.35,
+        "total_pnl": 1234.57,
+        "total_return_pct": 1.23,
+        "sharpe": 1.23,
+        "sortino": "n/a",
+        "max_drawdown_pct": 4.23,
+        "exposure_pct": 60.0,
+        "average_invested_pct": 12.3,
+        "benchmark_return_pct": 0.0,
+        "benchmark_sharpe": -0.46,
+        "benchmark_max_drawdown_pct": 9.99,
+    }
+    assert all(type(people[key]) is int for key in ("sessions", "trades", "open_positions"))
+    # A return that rounds to nothing reads 0.0, never -0.0.
+    assert math.copysign(1.0, people["benchmark_return_pct"]) == 1.0
+    assert made_report(profit_factor=math.inf).for_people()["profit_factor"] == (
+        "∞ (no losing trade)"
+    )
+
+
+def test_machines_keep_full_precision():
+    report = made_report()
+    values = report.as_dict()
+    assert values["hit_rate"] == 5 / 9 and values["total_pnl"] == 1234.5678
+    assert math.isnan(values["sortino"])
+
+
+NO_TRADE_FIGURES = ("hit_rate_pct", "average_r", "profit_factor", "total_pnl")
+
+
+@pytest.mark.parametrize(
+    "context, sentence",
+    [
+        (
+            {"signals_judged": 212, "top_rejection_reason": "low_confidence"},
+            (
+                "No trade was opened in 2024-04-01..2024-04-05: all 212 signals were rejected, "
+                "most often for low confidence (see signals/risk_decisions)."
+            ),
+        ),
+        (
+            {"top_rejection_reason": "max_drawdown"},
+            (
+                "No trade was opened in 2024-04-01..2024-04-05: every signal was rejected, "
+                "most often for max drawdown (see signals/risk_decisions)."
+            ),
+        ),
+        (
+            {"signals_judged": 1},
+            (
+                "No trade was opened in 2024-04-01..2024-04-05: the only signal was rejected "
+                "(see signals/risk_decisions)."
+            ),
+        ),
+        (
+            {"signals_judged": 0},
+            (
+                "No trade was opened in 2024-04-01..2024-04-05: there was no signal to judge "
+                "(see signals/trading_signals)."
+            ),
+        ),
+        (
+            {},
+            (
+                "No trade was opened in 2024-04-01..2024-04-05, so there is no hit rate, "
+                "average R or profit factor (see signals/risk_decisions for the verdict on each "
+                "signal)."
+            ),
+        ),
+    ],
+)
+def test_a_range_without_trades_says_why_instead_of_showing_blanks(context, sentence):
+    report = backtest_report(equity_table([100_000.0] * 5), trades([]), FLAT_MARKET)
+    assert report.trades == 0 and report.open_positions == 0
+    people = report.for_people(**context)
+    assert people["why_no_trades"] == sentence
+    assert not set(NO_TRADE_FIGURES) & set(people)
+    # No blank cell: every figure left is text or a finite number.
+    assert all(isinstance(value, str) or math.isfinite(value) for value in people.values())
+    assert people["total_return_pct"] == 0.0 and people["sharpe"] == "n/a"
+
+
+def test_open_positions_without_a_closed_trade_are_named():
+    positions = trades([np.nan, np.nan], closed_on=[pd.NaT, pd.NaT])
+    report = backtest_report(equity_table([100_000.0] * 5), positions, FLAT_MARKET)
+    people = report.for_people(signals_judged=40, top_rejection_reason="low_confidence")
+    assert people["why_no_trades"] == (
+        "No trade closed in 2024-04-01..2024-04-05: 2 positions are still open, so hit rate, "
+        "average R and profit factor wait for the first exit."
+    )
+    assert people["open_positions"] == 2 and "hit_rate_pct" not in people
+
+
+# --------------------------------------------------------------------------------------------------
+# The plot people look at
+# --------------------------------------------------------------------------------------------------
+
+
+def _overlaps(first, second) -> bool:
+    """Whether two display-space boxes share any area (touching edges do not count)."""
+    apart_x = first.x1 <= second.x0 or second.x1 <= first.x0
+    apart_y = first.y1 <= second.y0 or second.y1 <= first.y0
+    return not (apart_x or apart_y)
+
+
+def _figure_text(figure, words: str):
+    """The figure-level Text artist showing ``words`` (the title, the note)."""
+    (artist,) = [
+        child for child in figure.get_children()
+        if isinstance(child, Text) and child.get_text().replace("\n", " ") == words
+    ]
+    return artist
+
+
+@pytest.mark.parametrize("zero_trades", [False, True])
+def test_the_legend_and_the_note_stay_off_the_plotted_area(zero_trades):
+    prices = prices_of({"AAA": [10, 12, 15, 18, 20], "BBB": [50, 45, 50, 55, 50]})
+    values = [100_000.0] * 5 if zero_trades else [100, 104, 99, 107, 103]
+    note = "No trade was opened in 2024-04-01..2024-04-05: all 12 signals were rejected."
+    benchmark = buy_and_hold_curve(prices, SESSIONS)
+    figure = equity_figure(equity_table(values), benchmark, note=note if zero_trades else None)
+    figure.canvas.draw()
+    renderer = figure.canvas.get_renderer()
+    value_axes, drawdown_axes = figure.axes
+    legend = value_axes.get_legend()
+    assert [text.get_text() for text in legend.get_texts()] == [
+        "paper portfolio", "equal-weight buy & hold",
+    ]
+    legend_box = legend.get_window_extent(renderer)
+    for axes in figure.axes:
+        assert not _overlaps(legend_box, axes.get_window_extent(renderer))
+    title = _figure_text(figure, "Paper portfolio, 2024-04-01 to 2024-04-05")
+    assert not _overlaps(legend_box, title.get_window_extent(renderer))
+    assert figure.bbox.contains(legend_box.x0, legend_box.y0)
+    assert figure.bbox.contains(legend_box.x1, legend_box.y1)
+    if zero_trades:
+        note_box = _figure_text(figure, note).get_window_extent(renderer)
+        # The tight box includes the tick labels, so the note stays clear of the dates too.
+        assert not any(_overlaps(note_box, axes.get_tightbbox(renderer)) for axes in figure.axes)
+    assert drawdown_axes.get_ylabel() == "drawdown (%)"
+    low, high = drawdown_axes.get_ylim()
+    shown = [
+        tick.get_text()
+        for tick in drawdown_axes.get_yticklabels()
+        if low <= tick.get_position()[1] <= high
+    ]
+    # Percent labels, each a different figure (no "−0%" next to "0%" on a flat curve).
+    assert len(shown) >= 3 and len(set(shown)) == len(shown)
+    assert all(label.endswith("%") for label in shown)

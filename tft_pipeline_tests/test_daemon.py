@@ -1,7 +1,8 @@
 """The team's deployment for real: webserver and `dagster-daemon run` on the PostgreSQL instance
-(deploy/postgres/dagster.yaml). The daemon launches the schedule's run for the last closed session
-and drains a backfill launched through the webserver's GraphQL API, while the duckdb_warehouse pool
-keeps the runs off the DuckDB file at the same time.
+(deploy/postgres/dagster.yaml). A backfill launched through the webserver's GraphQL API exactly as
+the asset graph's "Materialize all → Launch backfill" sends it (every asset, the range's partition
+names) drains as whole-range runs; then the schedule's run for the last closed session carries the
+paper portfolio's book forward from the backfill's last session.
 
 The schedule is driven by its real cron: it is switched on through the API (as the UI's toggle
 does), then its start is moved to just before the latest 16:30 tick of a trading session, as if
@@ -19,7 +20,6 @@ import pytest
 
 from tft_pipeline.alerts import FailureLog
 from tft_pipeline_tests.operations_support import (
-    GraphQLError,
     WebserverClient,
     dagster_cli,
     dagster_home_env,
@@ -55,11 +55,12 @@ class Drained:
     """What the deployment did, collected while its database existed."""
 
     tick: dt.datetime
+    backfill_sessions: list[str]
+    backfills: dict[str, str]  # title -> final status
     runs: list[RunFacts]
-    backfill_status: str
-    ui_names_backfill_error: str | None
     schedule_ticks: list[tuple[str, list[str]]]
     price_sessions: list[str]
+    equity: list[tuple[str, float]]
     failures_alerted: int
     seconds: dict[str, float]
 
@@ -85,12 +86,20 @@ def _run_facts(instance, run) -> RunFacts:
 
 
 def drain(tmp_path_factory) -> Drained:
+    """Backfill from the asset graph (as the UI's button does), then let the schedule go on."""
     require_postgres()
     from dagster import DagsterInstance
     from dagster._core.scheduler.instigation import InstigatorType, ScheduleInstigatorData
 
+    from tft_pipeline.trading_calendar import previous_session
+
     workdir = tmp_path_factory.mktemp("daemon")
     tick = latest_session_tick(dt.datetime.now(dt.UTC))
+    # The five sessions before the tick's: the schedule's run then carries the book forward.
+    sessions = [previous_session(tick.date())]
+    while len(sessions) < 5:
+        sessions.insert(0, previous_session(sessions[0]))
+    backfill_sessions = [day.strftime("%Y-%m-%d") for day in sessions]
     seconds: dict[str, float] = {}
     started = time.monotonic()
     with temporary_postgres_database() as database:
@@ -108,44 +117,48 @@ def drain(tmp_path_factory) -> Drained:
             client = WebserverClient(f"http://127.0.0.1:{port}")
             location = _wait(client.loaded_location, 180, "the webserver to load the code", webserver)
             seconds["webserver_ready"] = time.monotonic() - started
-            assert client.start_schedule(location, SCHEDULE_NAME) == "RUNNING"
             nodes = client.asset_nodes()
-            keys = [list(key) for key in nodes]
-            try:  # what the UI's asset "Materialize → Launch backfill" sends (see the xfail test)
-                ui_backfill_id = client.launch_asset_backfill(keys, partitions=["2024-02-12"], title="ui")
-                ui_error = None
-            except GraphQLError as error:
-                ui_backfill_id, ui_error = None, str(error)
-            backfill_id = client.launch_asset_backfill(
-                keys, partition_range=BACKFILL_RANGE, partitioned=nodes, title="test backfill"
+            # What the asset graph's "Materialize all" → "Launch backfill" sends: every asset and
+            # the partition names of the range picked.
+            ui = client.launch_asset_backfill([list(key) for key in nodes], partitions=backfill_sessions, title="ui")
+            # One asset alone over a range, the API's range form.
+            alone = client.launch_asset_backfill(
+                [["raw", "price_history"]], partition_range=(backfill_sessions[0], backfill_sessions[-1]),
+                title="raw prices alone",
             )
             with dagster_home_env(home, pg), DagsterInstance.get() as instance:
-                if ui_backfill_id is not None:  # Dagster fixed it: keep this run's plan as it is
-                    from dagster._core.execution.backfill import BulkActionStatus
+                daemon = start_service(
+                    "daemon", dagster_cli("dagster-daemon", "run", "-w", "workspace.yaml"), env, workdir
+                )
 
-                    ui_backfill = instance.get_backfill(ui_backfill_id)
-                    instance.update_backfill(ui_backfill.with_status(BulkActionStatus.CANCELED))
+                def backfills_done():
+                    found = {backfill_id: instance.get_backfill(backfill_id) for backfill_id in (ui, alone)}
+                    done = all(b.status.value not in ("REQUESTED", "CANCELING") for b in found.values())
+                    return found if done and all(run.is_finished for run in instance.get_runs()) else None
+
+                found = _wait(backfills_done, DRAIN_TIMEOUT_S, "the daemon to drain the backfills", daemon)
+                seconds["backfills_drained"] = time.monotonic() - started
+                backfills = {b.title: b.status.value for b in found.values()}
+                daemon.stop()
+
+                # The daemon was down at the tick: switched on again, it catches the tick up.
+                assert client.start_schedule(location, SCHEDULE_NAME) == "RUNNING"
                 (state,) = instance.all_instigator_state(instigator_type=InstigatorType.SCHEDULE)
                 cron = state.instigator_data.cron_schedule
                 instance.update_instigator_state(
                     state.with_data(ScheduleInstigatorData(cron, start_timestamp=tick.timestamp() - 60))
                 )
-                daemon_started = time.monotonic()
                 daemon = start_service(
-                    "daemon", dagster_cli("dagster-daemon", "run", "-w", "workspace.yaml"), env, workdir
+                    "daemon2", dagster_cli("dagster-daemon", "run", "-w", "workspace.yaml"), env, workdir
                 )
 
-                def finished():
-                    backfill = instance.get_backfill(backfill_id)
+                def scheduled_done():
                     runs = instance.get_runs()
                     scheduled = [run for run in runs if run.tags.get("dagster/schedule_name") == SCHEDULE_NAME]
-                    done = backfill.status.value not in ("REQUESTED", "CANCELING") and scheduled and all(
-                        run.is_finished for run in runs
-                    )
-                    return (backfill, runs) if done else None
+                    return runs if scheduled and all(run.is_finished for run in runs) else None
 
-                backfill, runs = _wait(finished, DRAIN_TIMEOUT_S, "the daemon to drain the runs", daemon)
-                seconds["daemon_to_drained"] = time.monotonic() - daemon_started
+                runs = _wait(scheduled_done, DRAIN_TIMEOUT_S, "the scheduled run", daemon)
+                seconds["scheduled_run_done"] = time.monotonic() - started
                 facts = [_run_facts(instance, run) for run in runs]
                 ticks = [
                     (tick_record.status.value, list(tick_record.run_ids))
@@ -158,19 +171,25 @@ def drain(tmp_path_factory) -> Drained:
     import duckdb
 
     with duckdb.connect(str(workdir / "warehouse.duckdb"), read_only=True) as connection:
-        sessions = [
+        price_sessions = [
             str(row[0]) for row in connection.execute(
                 "SELECT DISTINCT session_date FROM clean.price_history ORDER BY 1"
+            ).fetchall()
+        ]
+        equity = [
+            (str(day), float(value)) for day, value in connection.execute(
+                "SELECT session_date, cash FROM portfolio.equity ORDER BY 1"
             ).fetchall()
         ]
     seconds["total"] = time.monotonic() - started
     return Drained(
         tick=tick,
+        backfill_sessions=backfill_sessions,
+        backfills=backfills,
         runs=facts,
-        backfill_status=backfill.status.value,
-        ui_names_backfill_error=ui_error,
         schedule_ticks=ticks,
-        price_sessions=sessions,
+        price_sessions=price_sessions,
+        equity=equity,
         failures_alerted=len(FailureLog(workdir / "operations.sqlite").recent()),
         seconds=seconds,
     )
@@ -189,7 +208,31 @@ def _wait(predicate, timeout_s: float, what: str, service):
         time.sleep(1.0)
 
 
-def _assert_the_missed_tick_ran_its_session(drained: Drained) -> None:
+def _assert_the_ui_backfill_ran_each_range_as_one_run(drained: Drained) -> None:
+    assert drained.backfills == {"ui": "COMPLETED_SUCCESS", "raw prices alone": "COMPLETED_SUCCESS"}
+    first, last = drained.backfill_sessions[0], drained.backfill_sessions[-1]
+    backfill_runs = [run for run in drained.runs if "dagster/backfill" in run.tags]
+    assert all(run.status == "SUCCESS" for run in backfill_runs)
+    ranged = [run for run in backfill_runs if "dagster/asset_partition_range_start" in run.tags]
+    # Never a run per session: the asset graph's backfill is one run for the whole range, and one
+    # for the two summaries that span all sessions (Dagster runs unpartitioned assets apart); the
+    # single asset's backfill is one run of that asset's step alone.
+    shown = [(run.tags.get("dagster/backfill"), run.tags.get("dagster/asset_partition_range_end"), sorted(run.steps)) for run in backfill_runs]
+    for run in ranged:
+        assert (run.tags["dagster/asset_partition_range_start"], run.tags["dagster/asset_partition_range_end"]) == (first, last), shown
+    assert len(ranged) == 2, shown
+    assert len(backfill_runs) == 3, shown
+    steps = [set(run.steps) for run in ranged]
+    assert {"raw_price_history"} in steps  # the asset alone: no other step in its run
+    assert any({"raw_price_history", "clean__price_history", "baseline_signals"} <= s for s in steps)
+    assert any("risk_checked_signals" in s and "raw_price_history" in s for s in steps)
+    summaries = [run for run in backfill_runs if run not in ranged]
+    assert set(summaries[0].steps) == {"portfolio__positions", "portfolio__backtest_report"}
+    assert set(drained.backfill_sessions) <= set(drained.price_sessions)
+    assert drained.failures_alerted == 0
+
+
+def _assert_the_schedule_carried_the_book_forward(drained: Drained) -> None:
     (scheduled,) = [run for run in drained.runs if run.tags.get("dagster/schedule_name") == SCHEDULE_NAME]
     session = drained.tick.date().isoformat()
     assert scheduled.status == "SUCCESS"
@@ -200,47 +243,12 @@ def _assert_the_missed_tick_ran_its_session(drained: Drained) -> None:
     assert scheduled.check_results == {"latest_closed_session_loaded": True}
     assert ("SUCCESS", [scheduled.run_id]) in drained.schedule_ticks
     assert session in drained.price_sessions
+    # The paper portfolio has one equity row per booked session, the scheduled one last.
+    assert [day for day, _ in drained.equity] == [*drained.backfill_sessions, session]
 
 
-def _assert_the_backfill_drained_as_one_run_for_the_range(drained: Drained) -> None:
-    assert drained.backfill_status == "COMPLETED_SUCCESS"
-    backfill_runs = [run for run in drained.runs if "dagster/backfill" in run.tags]
-    ranged = [run for run in backfill_runs if "dagster/asset_partition_range_start" in run.tags]
-    # Every partitioned asset of the range in ONE run (BackfillPolicy.single_run); the two
-    # unpartitioned portfolio summaries (positions, backtest report) get a run of their own.
-    assert len(ranged) == 1
-    (run,) = ranged
-    assert (run.tags["dagster/asset_partition_range_start"], run.tags["dagster/asset_partition_range_end"]) == BACKFILL_RANGE
-    assert {"raw_price_history", "clean_tables", "risk_checked_signals"} <= set(run.steps)
-    assert all(other.status == "SUCCESS" for other in backfill_runs)
-    assert len(backfill_runs) <= 2
-    assert {"2024-02-05", "2024-02-06", "2024-02-07", "2024-02-08", "2024-02-09"} <= set(drained.price_sessions)
-    assert drained.failures_alerted == 0
-
-
-def _assert_no_two_runs_held_the_duckdb_file_at_once(drained: Drained) -> None:
-    intervals = [
-        (run.run_id, step, start, end) for run in drained.runs for step, (start, end) in run.steps.items()
-    ]
-    assert len({run_id for run_id, *_ in intervals}) >= 2
-    for index, (run_a, step_a, start_a, end_a) in enumerate(intervals):
-        for run_b, step_b, start_b, end_b in intervals[index + 1:]:
-            if run_a != run_b:
-                assert end_a <= start_b or end_b <= start_a, f"{step_a} ({run_a[:8]}) overlapped {step_b} ({run_b[:8]})"
-
-
-def test_the_daemon_runs_the_schedule_and_drains_a_backfill_on_postgres(tmp_path_factory):
+def test_a_ui_backfill_then_the_schedule_on_postgres(tmp_path_factory):
     # One test, one deployment: under pytest-xdist a module fixture would start it once per worker.
     drained = drain(tmp_path_factory)
-    _assert_the_missed_tick_ran_its_session(drained)
-    _assert_the_backfill_drained_as_one_run_for_the_range(drained)
-    _assert_no_two_runs_held_the_duckdb_file_at_once(drained)
-    # dagster 1.13: the webserver refuses an asset backfill *by partition names* that covers a
-    # non-subsettable, time-partitioned multi-asset (ours: clean tables, raw prices):
-    # TimeWindowPartitionsSubset defines __eq__ but not __ne__, so equal subsets compare unequal in
-    # its validation. The range form (partitionsByAssets) works, as above; docs/operations.md says
-    # which ways to use. If the error is gone, Dagster fixed it: update docs/operations.md.
-    if drained.ui_names_backfill_error is not None:
-        assert "Targeted subset must match between every key in a non-subsettable multi-asset" in (
-            drained.ui_names_backfill_error
-        )
+    _assert_the_ui_backfill_ran_each_range_as_one_run(drained)
+    _assert_the_schedule_carried_the_book_forward(drained)

@@ -189,3 +189,15 @@ def test_a_session_whose_previous_session_was_never_booked_fails_naming_the_gap(
     assert failure.step_key == "risk_checked_signals"
     message = failure.step_failure_data.user_failure_data.description
     assert "last booked on 2024-01-10" in message and "after 2024-01-11" in message
+
+
+def test_a_backtest_without_trades_says_why_instead_of_blank_cells(ten_sessions):
+    from dagster import AssetKey
+
+    (record,) = ten_sessions.instance.fetch_materializations(
+        AssetKey(["portfolio", "backtest_report"]), limit=1
+    ).records
+    metadata = record.asset_materialization.metadata
+    assert metadata["trades"].value == 0
+    assert metadata["why_no_trades"].value.startswith(f"No trade was opened in {FIRST}..{LAST}")
+    assert "hit_rate_pct" not in metadata and "profit_factor" not in metadata

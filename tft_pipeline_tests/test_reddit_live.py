@@ -11,6 +11,7 @@ import traceback
 import pandas as pd
 import prawcore.sessions
 import pytest
+from dagster import AssetKey
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -59,6 +60,18 @@ class MidpointDraw:
 
     def random(self) -> float:
         return 0.5
+
+
+def _sessions():
+    import datetime as dt
+
+    from tft_pipeline.defs.partitions import trading_session_partitions
+
+    return trading_session_partitions(dt.date(2024, 1, 2))
+
+
+SESSIONS = _sessions()
+REDDIT_KEYS = [AssetKey(["raw", "reddit_posts"]), AssetKey(["raw", "reddit_comments"])]
 
 
 @pytest.fixture(autouse=True)
@@ -702,7 +715,7 @@ def test_a_sessions_window_fetch_maps_every_row_to_that_session():
 def test_the_dagster_raw_assets_store_what_the_fake_reddit_serves(tmp_path):
     from dagster import DagsterInstance, materialize
 
-    from tft_pipeline.defs.assets.ingest import raw_reddit_comments, raw_reddit_posts
+    from tft_pipeline.defs.assets.ingest import ingest_assets
     from tft_pipeline.defs.io_manager import WarehouseIOManager
     from tft_pipeline.defs.resources import LiveRedditResource
     from tft_pipeline.warehouse import Warehouse
@@ -731,7 +744,7 @@ def test_the_dagster_raw_assets_store_what_the_fake_reddit_serves(tmp_path):
         )
         with DagsterInstance.ephemeral() as instance:
             result = materialize(
-                [raw_reddit_posts, raw_reddit_comments],
+                [a for a in ingest_assets(SESSIONS) if a.keys & set(REDDIT_KEYS)],
                 partition_key=session,
                 instance=instance,
                 resources={
@@ -752,7 +765,7 @@ def test_the_dagster_raw_assets_store_what_the_fake_reddit_serves(tmp_path):
 def test_a_credentials_failure_fails_the_dagster_step_once_without_retries(tmp_path):
     from dagster import DagsterEventType, DagsterInstance, materialize
 
-    from tft_pipeline.defs.assets.ingest import raw_reddit_posts
+    from tft_pipeline.defs.assets.ingest import ingest_assets
     from tft_pipeline.defs.io_manager import WarehouseIOManager
     from tft_pipeline.defs.resources import LiveRedditResource
 
@@ -768,7 +781,7 @@ def test_a_credentials_failure_fails_the_dagster_step_once_without_retries(tmp_p
         )
         with DagsterInstance.ephemeral() as instance:
             result = materialize(
-                [raw_reddit_posts],
+                [a for a in ingest_assets(SESSIONS) if a.keys == {REDDIT_KEYS[0]}],
                 partition_key="2024-03-05",
                 instance=instance,
                 resources={

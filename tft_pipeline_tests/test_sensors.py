@@ -74,13 +74,14 @@ def test_a_failed_backfill_of_the_chain_is_recorded_and_posted(tmp_path):
     assert failure.run_id == result.run_id and failure.job_name == DAILY_JOB_NAME
     assert (failure.first_session, failure.last_session) == ("2024-01-08", "2024-01-12")
     # The failed step, with every asset key it was to write.
-    assert failure.failed_steps == ("clean_tables",)
+    # Each clean table is its own step: all four failed, each naming its asset.
+    assert failure.failed_steps == tuple(sorted(f"clean__{key.path[1]}" for key in CLEAN_KEYS))
     assert failure.failed_assets == tuple(sorted(key.to_user_string() for key in CLEAN_KEYS))
     assert "is not in the warehouse" in failure.error
     (body,) = receiver.posts
     assert body["run_id"] == result.run_id and body["first_session"] == "2024-01-08"
     assert body["text"].startswith(
-        f"tft_pipeline: run {result.run_id[:8]} of daily_session_chain for 2024-01-08..2024-01-12 failed at clean_tables:"
+        f"tft_pipeline: run {result.run_id[:8]} of daily_session_chain for 2024-01-08..2024-01-12 failed at clean__"
     )
     assert FailureLog(operations_db_path(settings)).webhook_statuses() == {result.run_id: "delivered (200)"}
 

@@ -115,8 +115,11 @@ def test_backtest_report_carries_a_plot(traded):
     record = traded.instance.fetch_materializations(AssetKey(["portfolio", "backtest_report"]), limit=1).records[0]
     metadata = record.asset_materialization.metadata
     assert "data:image/png;base64," in metadata["equity_and_drawdown"].value
-    for key in ("hit_rate", "profit_factor", "sharpe", "sortino", "max_drawdown", "exposure", "benchmark_return"):
-        assert key in metadata
+    # Rounded for people, fractions as percentages with the unit in the name.
+    for key in ("hit_rate_pct", "profit_factor", "sharpe", "sortino", "max_drawdown_pct", "exposure_pct", "benchmark_return_pct"):
+        assert key in metadata, key
+    value = metadata["max_drawdown_pct"].value
+    assert value == round(value, 2)
 
 
 def test_a_non_default_initial_equity_reaches_every_figure(traded):

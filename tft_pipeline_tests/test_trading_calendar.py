@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 
 import pandas as pd
@@ -18,6 +19,7 @@ from tft_pipeline.trading_calendar import (
     session_close,
     session_of_timestamps,
     sessions_between,
+    to_utc,
 )
 
 
@@ -92,6 +94,23 @@ def test_weekend_and_holiday_posts_go_to_the_next_session():
 
 def test_naive_timestamps_are_utc():
     assert session_of_timestamps(pd.Series([pd.Timestamp("2024-01-12 20:59:59")])).iloc[0] == pd.Timestamp("2024-01-12")
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        "2024-03-10 06:30",  # naive text: read as UTC
+        pd.Timestamp("2024-03-10 06:30"),
+        dt.datetime(2024, 3, 10, 6, 30),
+        "2024-03-10T01:30-05:00",  # the same instant in New York, half an hour before DST starts
+        pd.Timestamp("2024-03-10 01:30", tz="America/New_York"),
+        dt.datetime(2024, 3, 10, 8, 30, tzinfo=dt.timezone(dt.timedelta(hours=2))),
+        dt.datetime(2024, 3, 10, 6, 30, tzinfo=dt.UTC),
+    ],
+)
+def test_to_utc_reads_naive_moments_as_utc_and_converts_aware_ones(moment):
+    converted = to_utc(moment)
+    assert converted == utc("2024-03-10 06:30") and str(converted.tz) == "UTC"
 
 
 @settings(max_examples=200, deadline=None)

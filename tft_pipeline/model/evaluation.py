@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
 
+from tft_pipeline.metrics import profit_factor, session_rank_ic
 from tft_pipeline.model.labels import DEFAULT_RULE, BarrierRule, triple_barrier_labels
 
 MIN_NAMES_FOR_IC = 5  # a rank correlation over fewer names per session is mostly noise
@@ -25,27 +26,6 @@ def forward_returns(prices: pd.DataFrame, horizon: int) -> pd.DataFrame:
     return ahead.stack(future_stack=True).rename("forward_return").reset_index()
 
 
-def _session_rank_ic(frame: pd.DataFrame, score: str, outcome: str) -> pd.Series:
-    """Spearman correlation of ``score`` with ``outcome`` within each session (vectorized)."""
-    usable = frame[np.isfinite(frame[score]) & np.isfinite(frame[outcome])]
-    by_session = usable.groupby("session_date")
-    ranks = pd.DataFrame(
-        {
-            "session_date": usable["session_date"],
-            "x": by_session[score].rank(),
-            "y": by_session[outcome].rank(),
-        }
-    )
-    counts = ranks.groupby("session_date").size()
-    ranks["xy"], ranks["xx"], ranks["yy"] = ranks.x * ranks.y, ranks.x**2, ranks.y**2
-    sums = ranks.groupby("session_date")[["x", "y", "xy", "xx", "yy"]].sum()
-    n = counts
-    covariance = sums.xy - sums.x * sums.y / n
-    spread = np.sqrt((sums.xx - sums.x**2 / n) * (sums.yy - sums.y**2 / n))
-    ic = (covariance / spread.where(spread > 0)).where(n >= MIN_NAMES_FOR_IC)
-    return ic.dropna()
-
-
 def _overlap_adjusted_t(ic: pd.Series, horizon: int) -> float:
     """t statistic of the mean IC; neighbouring sessions' forward returns overlap by ``horizon − 1``
     sessions, so only about ``n / horizon`` of the ``n`` session ICs are independent."""
@@ -53,13 +33,6 @@ def _overlap_adjusted_t(ic: pd.Series, horizon: int) -> float:
         return float("nan")
     independent = max(len(ic) / horizon, 1.0)
     return float(ic.mean() / ic.std() * np.sqrt(independent))
-
-
-def _profit_factor(returns: pd.Series) -> float:
-    gains, losses = returns[returns > 0].sum(), -returns[returns < 0].sum()
-    if losses > 0:
-        return float(gains / losses)
-    return float("inf") if gains > 0 else float("nan")
 
 
 def edge_recovery_report(
@@ -92,8 +65,8 @@ def edge_recovery_report(
         .merge(outcomes, on=keys, how="left")
         .merge(forward_returns(prices, ic_horizon or rule.horizon), on=keys, how="left")
     )
-    ic = _session_rank_ic(frame, "confidence", "forward_return")
-    sentiment_ic = _session_rank_ic(frame, "mention_sentiment", "forward_return")
+    ic = session_rank_ic(frame, "confidence", "forward_return", MIN_NAMES_FOR_IC)
+    sentiment_ic = session_rank_ic(frame, "mention_sentiment", "forward_return", MIN_NAMES_FOR_IC)
     resolved = frame[frame["label"].notna()]
     is_top = resolved.groupby("session_date")["confidence"].rank(pct=True, ascending=False)
     top = resolved[is_top <= top_fraction]
@@ -123,8 +96,8 @@ def edge_recovery_report(
         ),
         "hit_rate_top": float(top["label"].mean()) if len(top) else nan,
         "base_rate": float(resolved["label"].mean()) if len(resolved) else nan,
-        "profit_factor_top": _profit_factor(top["exit_return"]),
-        "profit_factor_all": _profit_factor(resolved["exit_return"]),
+        "profit_factor_top": profit_factor(top["exit_return"]),
+        "profit_factor_all": profit_factor(resolved["exit_return"]),
         "mean_exit_return_top": float(top["exit_return"].mean()) if len(top) else nan,
         "mean_exit_return_all": float(resolved["exit_return"].mean()) if len(resolved) else nan,
     }

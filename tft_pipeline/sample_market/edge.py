@@ -8,6 +8,7 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
+from tft_pipeline.metrics import row_rank_ic
 from tft_pipeline.sample_market.prices import (
     EDGE_BETA,
     SENTIMENT_PERSISTENCE,
@@ -23,18 +24,6 @@ MIN_TICKERS_FOR_EDGE = 5  # a cross-sectional rank IC needs a cross-section
 def _row_ranks(matrix: np.ndarray) -> np.ndarray:
     # Continuous values: ties have probability zero, so argsort-of-argsort ranks are exact.
     return np.argsort(np.argsort(matrix, axis=1), axis=1).astype(np.float64)
-
-
-def _row_correlations(left: np.ndarray, right: np.ndarray) -> np.ndarray:
-    left = left - left.mean(axis=1, keepdims=True)
-    right = right - right.mean(axis=1, keepdims=True)
-    denominator = np.sqrt((left**2).sum(axis=1) * (right**2).sum(axis=1))
-    return (left * right).sum(axis=1) / denominator
-
-
-def _rank_ic(signal: np.ndarray, outcome: np.ndarray) -> np.ndarray:
-    """Spearman correlation of each row (session) of ``signal`` with the same row of ``outcome``."""
-    return _row_correlations(_row_ranks(signal), _row_ranks(outcome))
 
 
 def _quintile_spread(signal: np.ndarray, outcome: np.ndarray) -> np.ndarray:
@@ -85,8 +74,8 @@ def planted_edge_summary(
     same_session_return = close - matrix("log_close", -1)
     innovation = sentiment - SENTIMENT_PERSISTENCE * matrix("sentiment", -1)
 
-    ic_1 = _rank_ic(sentiment, forward_1)
-    ic_5 = _rank_ic(sentiment, forward_5)
+    ic_1 = row_rank_ic(sentiment, forward_1)
+    ic_5 = row_rank_ic(sentiment, forward_5)
     return {
         "tickers": len(symbols),
         "sessions": len(ordinals),
@@ -101,5 +90,5 @@ def planted_edge_summary(
         else float("nan"),
         "quintile_spread_1": float(_quintile_spread(sentiment, forward_1).mean()),
         "quintile_spread_5": float(_quintile_spread(sentiment, forward_5).mean()),
-        "ic_same_session_innovation": float(_rank_ic(innovation, same_session_return).mean()),
+        "ic_same_session_innovation": float(row_rank_ic(innovation, same_session_return).mean()),
     }

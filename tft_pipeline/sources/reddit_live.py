@@ -65,6 +65,7 @@ from tft_pipeline.retry import (
 from tft_pipeline.sources.base import RedditFetch, RedditSource
 from tft_pipeline.sources.limits import DAGSTER_SCRAPER_ATTEMPTS
 from tft_pipeline.tables import RAW_COMMENT_COLUMNS, RAW_POST_COLUMNS, conform
+from tft_pipeline.trading_calendar import to_utc
 
 _logger = logging.getLogger(__name__)
 
@@ -148,12 +149,6 @@ class _PacedRequestor(Requestor):
 
 def _secret_value(value: SecretStr | str | None) -> str | None:
     return value.get_secret_value() if isinstance(value, SecretStr) else value
-
-
-def _utc(timestamp: pd.Timestamp | dt.datetime | str) -> pd.Timestamp:
-    """A UTC-aware timestamp; naive input is taken as UTC."""
-    stamp = pd.Timestamp(timestamp)
-    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
 
 def _default_now() -> pd.Timestamp:
@@ -284,7 +279,7 @@ class LiveRedditSource(RedditSource):
     # --- RedditSource ---------------------------------------------------------------------------
 
     def fetch_posts(self, start_utc: pd.Timestamp, end_utc: pd.Timestamp) -> RedditFetch:
-        start, end = _utc(start_utc), _utc(end_utc)
+        start, end = to_utc(start_utc), to_utc(end_utc)
         requests_before = self.http_requests
         rows: list[dict[str, Any]] = []
         notes: list[str] = []
@@ -311,7 +306,7 @@ class LiveRedditSource(RedditSource):
         )
 
     def fetch_comments(self, start_utc: pd.Timestamp, end_utc: pd.Timestamp) -> RedditFetch:
-        start, end = _utc(start_utc), _utc(end_utc)
+        start, end = to_utc(start_utc), to_utc(end_utc)
         requests_before = self.http_requests
         rows: list[dict[str, Any]] = []
         notes: list[str] = []
@@ -544,7 +539,7 @@ class LiveRedditSource(RedditSource):
             pd.to_numeric(frame["created_utc"], errors="coerce"), unit="s", utc=True
         )
         in_range = (frame["created_utc"] >= start) & (frame["created_utc"] < end)
-        frame = frame.loc[in_range.to_numpy()].assign(fetched_at=_utc(self._now()))
+        frame = frame.loc[in_range.to_numpy()].assign(fetched_at=to_utc(self._now()))
         return conform(frame, columns)
 
 

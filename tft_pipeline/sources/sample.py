@@ -27,20 +27,15 @@ from tft_pipeline.tables import (
     RAW_POST_COLUMNS,
     empty_frame,
 )
+from tft_pipeline.trading_calendar import to_utc
 
 # The sample scrapers fetch a session's bars, posts and comments within this long after its close.
 FIRST_FETCH_LAG = pd.Timedelta(minutes=10)
 
 
-def _utc(timestamp: pd.Timestamp | str) -> pd.Timestamp:
-    """A UTC timestamp (naive input is taken as UTC, as everywhere in the package)."""
-    stamp = pd.Timestamp(timestamp)
-    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
-
-
 def _naive_ns(timestamp: pd.Timestamp) -> np.datetime64:
     """The instant as a naive UTC datetime64[ns], comparable with the frames' columns."""
-    return np.datetime64(_utc(timestamp).as_unit("ns").value, "ns")
+    return np.datetime64(to_utc(timestamp).as_unit("ns").value, "ns")
 
 
 def _known_at(frame: pd.DataFrame, now: pd.Timestamp | None) -> pd.DataFrame:
@@ -70,7 +65,7 @@ class SampleRedditSource(RedditSource):
         self.subreddits = tuple(subreddits)
         self.seed = seed
         self.scale = scale
-        self.now = _utc(now) if now is not None else None
+        self.now = to_utc(now) if now is not None else None
         self.dirt = dirt
 
     def sessions_overlapping(
@@ -135,7 +130,7 @@ class SamplePriceSource(PriceSource):
     ) -> None:
         self.seed = seed
         self.scale = scale
-        self.now = _utc(now) if now is not None else None
+        self.now = to_utc(now) if now is not None else None
         self.dirt = dirt
 
     def fetch_prices(self, tickers: Sequence[str], sessions: pd.DatetimeIndex) -> PriceFetch:

@@ -25,7 +25,6 @@ from tft_pipeline.features.mentions import TICKER_MENTION_COLUMNS
 from tft_pipeline.tables import conform
 
 
-
 def feature_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
     """Ticker mentions and feature snapshots over ``partitions``."""
 

@@ -7,8 +7,8 @@ import pandas as pd
 from dagster import (
     AssetExecutionContext,
     AssetKey,
-    AssetsDefinition,
     AssetOut,
+    AssetsDefinition,
     Failure,
     MetadataValue,
     Output,

@@ -72,14 +72,31 @@ def portfolio_assets(settings: Settings) -> list[AssetsDefinition]:
         first, last = equity["session_date"].min(), equity["session_date"].max()
         prices = store.read_sessions("clean.price_history", first, last) if len(equity) else pd.DataFrame()
         report = compute_backtest_report(equity, ledger_positions, prices, initial_equity=initial_equity)
-        figures = report.as_dict()
+        decisions = (
+            store.read_sessions("signals.risk_decisions", first, last, columns=["accepted", "reasons"])
+            if len(equity) and store.table_exists("signals.risk_decisions")
+            else pd.DataFrame({"accepted": [], "reasons": []})
+        )
+        rejected = decisions.loc[~decisions["accepted"].astype(bool), "reasons"]
+        reasons = rejected.str.split(";").explode().value_counts()
+        people = report.for_people(
+            signals_judged=len(decisions),
+            top_rejection_reason=str(reasons.index[0]) if len(reasons) else None,
+        )
         benchmark = buy_and_hold_curve(prices, equity["session_date"])
-        image = equity_plot_png(equity, benchmark)
+        image = equity_plot_png(equity, benchmark, note=people.get("why_no_trades"))
+        # Figures as a trader reads them; the table keeps full precision for machines.
         metadata = {
-            key: (MetadataValue.float(float(value)) if isinstance(value, float) else MetadataValue.text(str(value)))
-            for key, value in figures.items()
+            key: (
+                MetadataValue.float(value) if isinstance(value, float)
+                else MetadataValue.int(value) if isinstance(value, int)
+                else MetadataValue.text(value)
+            )
+            for key, value in people.items()
         }
+        metadata["initial_equity"] = MetadataValue.float(float(initial_equity))
         metadata["equity_and_drawdown"] = png(image, "equity and drawdown")
+        figures = report.as_dict()
         return Output(pd.DataFrame([figures]), metadata=metadata)
 
     return [positions, backtest_report]

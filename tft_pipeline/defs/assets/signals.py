@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pandas as pd
 from dagster import (
-    AssetDep,
     AssetExecutionContext,
     AssetIn,
     AssetKey,
@@ -16,7 +15,6 @@ from dagster import (
     MetadataValue,
     Output,
     PartitionsDefinition,
-    TimeWindowPartitionMapping,
     multi_asset,
 )
 
@@ -229,12 +227,6 @@ def read_previous_state(store, first: pd.Timestamp):
 def _risk_assets(partitions: PartitionsDefinition, settings: Settings) -> AssetsDefinition:
     limits = settings.risk_limits
     portfolio_config = PortfolioConfig(initial_equity=settings.initial_equity)
-    # Session D starts from the book and equity of D−1: a dependency on the asset's own previous
-    # partition. The first partition has none (it starts from cash).
-    previous_session_of = TimeWindowPartitionMapping(
-        start_offset=-1, end_offset=-1, allow_nonexistent_upstream_partitions=True
-    )
-
     @multi_asset(
         ins={"trading_signals": AssetIn(key=TRADING_SIGNALS)},
         outs={
@@ -274,19 +266,7 @@ def _risk_assets(partitions: PartitionsDefinition, settings: Settings) -> Assets
                 "closed during it with their exits. The next session starts from it.",
             ),
         },
-        deps=[
-            AssetDep(CLEAN_PRICE_HISTORY),
-            AssetDep(PORTFOLIO_EQUITY, partition_mapping=previous_session_of),
-            AssetDep(POSITION_BOOK, partition_mapping=previous_session_of),
-        ],
-        # What each output reads. Outputs are yielded in this order (a multi-asset must yield an
-        # asset after the assets it depends on): equity, book, then the decisions.
-        internal_asset_deps={
-            "portfolio_equity": {TRADING_SIGNALS, CLEAN_PRICE_HISTORY, PORTFOLIO_EQUITY},
-            "position_book": {TRADING_SIGNALS, CLEAN_PRICE_HISTORY, PORTFOLIO_EQUITY, POSITION_BOOK},
-            "risk_decisions": {TRADING_SIGNALS, PORTFOLIO_EQUITY, POSITION_BOOK},
-            "risk_filtered_signals": {TRADING_SIGNALS, PORTFOLIO_EQUITY, POSITION_BOOK},
-        },
+        deps=[CLEAN_PRICE_HISTORY],
         name="risk_checked_signals",
         partitions_def=partitions,
         backfill_policy=SINGLE_RUN,
@@ -296,7 +276,15 @@ def _risk_assets(partitions: PartitionsDefinition, settings: Settings) -> Assets
     def risk_checked_signals(
         context: AssetExecutionContext, trading_signals: pd.DataFrame, warehouse: WarehouseResource
     ):
-        """The gatekeeper: session by session, against the paper portfolio after the session before."""
+        """The gatekeeper: session by session, against the paper portfolio after the session before.
+
+        The range starts from ``portfolio.equity`` and ``portfolio.position_book`` of the session
+        before it, read from the warehouse. That dependency on the asset's own previous partition
+        is not declared to Dagster: 1.13 backfills a self-dependent multi-asset apart from its
+        upstream, in several runs (seen: three runs of this step for one range, one of them past
+        the range's end), which breaks one run per range. A missing previous session fails the
+        step and names the sessions to materialize first.
+        """
         sessions = partition_sessions(context)
         store = warehouse.warehouse()
         previous = read_previous_state(store, sessions[0])
