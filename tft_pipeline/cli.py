@@ -18,14 +18,11 @@ from tft_pipeline.settings import PROJECT_ROOT, SettingsError, env_file_permissi
 def _materialize_range(sessions: pd.DatetimeIndex, console: Console) -> str:
     """Run the daily job over ``sessions`` as ONE run (a single-run backfill of the range)."""
     from dagster import DagsterInstance
-    from dagster._core.storage.tags import (
-        ASSET_PARTITION_RANGE_END_TAG,
-        ASSET_PARTITION_RANGE_START_TAG,
-    )
 
     from tft_pipeline.definitions import defs
     from tft_pipeline.defs.jobs import DAILY_JOB_NAME
     from tft_pipeline.defs.partitions import partition_key_of
+    from tft_pipeline.defs.run_tags import TRIGGER, range_tags
 
     first, last = partition_key_of(sessions[0]), partition_key_of(sessions[-1])
     instance = DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else DagsterInstance.ephemeral()
@@ -33,11 +30,7 @@ def _materialize_range(sessions: pd.DatetimeIndex, console: Console) -> str:
     with console.status(f"materializing {len(sessions)} sessions {first} .. {last} as one run"):
         result = job.execute_in_process(
             instance=instance,
-            tags={
-                ASSET_PARTITION_RANGE_START_TAG: first,
-                ASSET_PARTITION_RANGE_END_TAG: last,
-                "tft/trigger": "make run",
-            },
+            tags={**range_tags(first, last), TRIGGER: "make run"},
             raise_on_error=False,
         )
     if not result.success:

@@ -19,13 +19,11 @@ os.environ["TFT_DATA_SOURCE"] = "sample"
 os.environ.pop("DAGSTER_HOME", None)
 
 from dagster import DagsterInstance
-from dagster._core.storage.tags import (
-    ASSET_PARTITION_RANGE_END_TAG,
-    ASSET_PARTITION_RANGE_START_TAG,
-)
 
 from tft_pipeline.definitions import build_definitions
 from tft_pipeline.defs.jobs import DAILY_JOB_NAME
+from tft_pipeline.defs.run_tags import PARTITION_RANGE_END as ASSET_PARTITION_RANGE_END_TAG
+from tft_pipeline.defs.run_tags import PARTITION_RANGE_START as ASSET_PARTITION_RANGE_START_TAG
 from tft_pipeline.settings import load_settings
 from tft_pipeline.warehouse import Warehouse
 

@@ -68,5 +68,7 @@ def test_the_schedule_runs_the_check_every_evening(day):
     context = build_schedule_context(scheduled_execution_time=tick)
     (request,) = list(warehouse_freshness_schedule.evaluate_tick(context).run_requests)
     assert request.job_name in (None, FRESHNESS_JOB_NAME)
+    # The run carries its tick, so the check judges "as of 18:00" however late it starts.
+    assert pd.Timestamp(request.tags[SCHEDULED_TIME_TAG]) == pd.Timestamp(tick)
     assert warehouse_freshness_schedule.execution_timezone == "America/New_York"
     assert warehouse_freshness_schedule.cron_schedule == "0 18 * * *"

@@ -239,7 +239,7 @@ def _assert_the_schedule_carried_the_book_forward(drained: Drained) -> None:
     assert scheduled.tags["dagster/partition"] == session
     assert scheduled.tags["dagster/run_key"] == session
     # The tick time rides on the run: the freshness check inside it judged "as of 16:30".
-    assert scheduled.tags[".dagster/scheduled_execution_time"] == drained.tick.astimezone(dt.UTC).isoformat()
+    assert scheduled.tags["tft/evaluated_as_of"] == drained.tick.astimezone(dt.UTC).isoformat()
     assert scheduled.check_results == {"latest_closed_session_loaded": True}
     assert ("SUCCESS", [scheduled.run_id]) in drained.schedule_ticks
     assert session in drained.price_sessions

@@ -25,16 +25,15 @@ import pytest
 from dagster import AssetKey, DagsterEventType, DagsterInstance, RetryPolicy
 from dagster._core.events import RunFailureReason
 from dagster._core.execution.retries import auto_reexecution_should_retry_run
-from dagster._core.storage.tags import (
-    ASSET_PARTITION_RANGE_END_TAG,
-    ASSET_PARTITION_RANGE_START_TAG,
-)
 from dagster._serdes import serialize_value
 
 from tft_pipeline.definitions import build_definitions
-from tft_pipeline.defs.assets import ingest
+from tft_pipeline.defs.assets.ingest import ingest_assets
+from tft_pipeline.defs.partitions import trading_session_partitions
 from tft_pipeline.defs.constants import SCRAPER_MAX_RETRIES, SCRAPER_RETRY_POLICY
 from tft_pipeline.defs.jobs import DAILY_JOB_NAME
+from tft_pipeline.defs.run_tags import PARTITION_RANGE_END as ASSET_PARTITION_RANGE_END_TAG
+from tft_pipeline.defs.run_tags import PARTITION_RANGE_START as ASSET_PARTITION_RANGE_START_TAG
 from tft_pipeline.retry import REDDIT_CONFIG
 from tft_pipeline.settings import DataSource, load_settings
 from tft_pipeline.sources import prices_live, reddit_live
@@ -447,7 +446,7 @@ def test_prices_of_the_run_range_only_and_the_unknown_ticker_is_a_failure_row(li
     assert set(pd.to_datetime(failures["session_date"])) == set(SESSIONS)
     assert (failures["attempts"] == 1).all(), "an unknown ticker is not retried"
     # The price step succeeded despite the failed ticker: one success, no failure, no retry.
-    price_step = ingest.raw_price_history.op.name
+    price_step = "raw_price_history"
     assert len(_events(result, DagsterEventType.STEP_SUCCESS, price_step)) == 1
     assert not _events(result, DagsterEventType.STEP_UP_FOR_RETRY)
     # One history request per known ticker for the whole range.
@@ -580,7 +579,7 @@ def test_a_transient_outage_is_retried_by_every_layer_up_to_the_documented_bound
 
     # The one logical request (the first page of the listing) at the server: prawcore's 3 per call,
     # times our layer's 6 calls, times Dagster's 3 step attempts.
-    dagster_attempts = ingest.raw_reddit_posts.op.retry_policy.max_retries + 1
+    dagster_attempts = SCRAPER_RETRY_POLICY.max_retries + 1
     assert MAX_HTTP_ATTEMPTS_PER_REQUEST_PER_RUN == (
         PRAWCORE_ATTEMPTS_PER_CALL * REDDIT_CONFIG.max_attempts * dagster_attempts
     ) == 54
@@ -603,7 +602,9 @@ def test_a_transient_outage_is_retried_by_every_layer_up_to_the_documented_bound
 
 def test_the_dagster_retry_budget_has_one_source_of_truth():
     assert SCRAPER_MAX_RETRIES == DAGSTER_SCRAPER_MAX_RETRIES == SCRAPER_RETRY_POLICY.max_retries
-    for scraper in (ingest.raw_reddit_posts, ingest.raw_reddit_comments, ingest.raw_price_history):
+    scrapers = ingest_assets(trading_session_partitions(SESSIONS[0].date()))
+    assert len(scrapers) == 3
+    for scraper in scrapers:
         assert scraper.op.retry_policy == SCRAPER_RETRY_POLICY
 
 

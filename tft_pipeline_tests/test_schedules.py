@@ -8,8 +8,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from dagster import DagsterInstance, RunRequest, SkipReason, build_schedule_context
 
-from tft_pipeline.defs.jobs import daily_session_chain
+from tft_pipeline.definitions import build_definitions
+from tft_pipeline.defs.jobs import DAILY_JOB_NAME
 from tft_pipeline.defs.schedules import DAILY_CRON, daily_session_schedule
+from tft_pipeline.settings import load_settings
 
 NEW_YORK = ZoneInfo("America/New_York")
 
@@ -47,9 +49,19 @@ def test_cron_fires_after_the_close_on_weekdays_only():
 
 
 def test_requested_partitions_exist_in_the_job():
-    keys = set(daily_session_chain.partitions_def.get_partition_keys(dt.datetime(2024, 12, 31, tzinfo=NEW_YORK)))
+    job = build_definitions(load_settings(None)).resolve_job_def(DAILY_JOB_NAME)
+    keys = set(job.partitions_def.get_partition_keys(dt.datetime(2024, 12, 31, tzinfo=NEW_YORK)))
     with DagsterInstance.ephemeral() as instance:
         for day in ["2024-01-12", "2024-11-29", "2024-12-24"]:
             request = daily_session_schedule(build_schedule_context(instance=instance, scheduled_execution_time=tick(day)))
             assert request.partition_key in keys
     assert "2024-01-15" not in keys and "2024-12-25" not in keys
+
+
+def test_the_partitions_start_at_the_start_date_of_the_settings_passed():
+    """Not at the one read from the environment when the module was imported."""
+    settings = load_settings(None, TFT_START_DATE="2024-06-03")
+    job = build_definitions(settings).resolve_job_def(DAILY_JOB_NAME)
+    assert job.partitions_def.get_first_partition_key() == "2024-06-03"
+    default = build_definitions(load_settings(None)).resolve_job_def(DAILY_JOB_NAME)
+    assert default.partitions_def.get_first_partition_key() == "2024-01-02"

@@ -15,14 +15,12 @@ from dagster import (
     job,
     op,
 )
-from dagster._core.storage.tags import (
-    ASSET_PARTITION_RANGE_END_TAG,
-    ASSET_PARTITION_RANGE_START_TAG,
-)
 
 from tft_pipeline.alerts import FailureLog
 from tft_pipeline.definitions import build_definitions
 from tft_pipeline.defs.jobs import DAILY_JOB_NAME
+from tft_pipeline.defs.run_tags import PARTITION_RANGE_END as ASSET_PARTITION_RANGE_END_TAG
+from tft_pipeline.defs.run_tags import PARTITION_RANGE_START as ASSET_PARTITION_RANGE_START_TAG
 from tft_pipeline.defs.security import warn_about_env_file_permissions
 from tft_pipeline.defs.sensors import (
     RUN_FAILURE_SENSOR_NAME,

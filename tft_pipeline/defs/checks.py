@@ -9,24 +9,26 @@ from dagster import (
     AssetKey,
     AssetSelection,
     MetadataValue,
-    ScheduleDefinition,
+    RunRequest,
+    ScheduleEvaluationContext,
     asset_check,
     define_asset_job,
     in_process_executor,
+    schedule,
 )
-from dagster._core.storage.tags import SCHEDULED_EXECUTION_TIME_TAG
 
 from tft_pipeline.defs.constants import WAREHOUSE_POOL
 from tft_pipeline.defs.resources import WarehouseResource
+from tft_pipeline.defs.run_tags import EVALUATED_AS_OF, TRIGGER
 from tft_pipeline.freshness import DEFAULT_GRACE, FreshnessVerdict, check_freshness
 from tft_pipeline.trading_calendar import NEW_YORK
 
 PRICE_HISTORY = AssetKey(["clean", "price_history"])
 PRICE_HISTORY_TABLE = "clean.price_history"
 FRESHNESS_JOB_NAME = "warehouse_freshness"
-# Dagster tags a scheduled run with its tick time: the check judges the warehouse as of the tick,
+# Our schedules tag each run with its tick time: the check judges the warehouse as of the tick,
 # so a run that starts late still asks the question its schedule meant.
-SCHEDULED_TIME_TAG = SCHEDULED_EXECUTION_TIME_TAG  # ".dagster/scheduled_execution_time"
+SCHEDULED_TIME_TAG = EVALUATED_AS_OF
 # 18:00 New York every day: an hour and a half after the daily run's 16:30 tick (weekends too, so
 # a failed Friday is reported before Monday's open).
 FRESHNESS_CRON = "0 18 * * *"
@@ -88,10 +90,19 @@ warehouse_freshness_job = define_asset_job(
     executor_def=in_process_executor,
 )
 
-warehouse_freshness_schedule = ScheduleDefinition(
+def tick_tags(context: ScheduleEvaluationContext) -> dict[str, str]:
+    """The tags every scheduled run of the project carries: its tick, in UTC."""
+    tick = pd.Timestamp(context.scheduled_execution_time)
+    tick = tick.tz_localize("UTC") if tick.tzinfo is None else tick.tz_convert("UTC")
+    return {EVALUATED_AS_OF: tick.isoformat(), TRIGGER: "schedule"}
+
+
+@schedule(
     name="warehouse_freshness_schedule",
     job=warehouse_freshness_job,
     cron_schedule=FRESHNESS_CRON,
     execution_timezone=NEW_YORK,
     description="Every day at 18:00 New York: is the latest closed session loaded?",
 )
+def warehouse_freshness_schedule(context: ScheduleEvaluationContext) -> RunRequest:
+    return RunRequest(tags=tick_tags(context))

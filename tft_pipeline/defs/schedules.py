@@ -4,6 +4,7 @@
 import pandas as pd
 from dagster import RunRequest, ScheduleEvaluationContext, SkipReason, schedule
 
+from tft_pipeline.defs.checks import tick_tags
 from tft_pipeline.defs.jobs import daily_session_chain
 from tft_pipeline.defs.partitions import partition_key_of
 from tft_pipeline.trading_calendar import NEW_YORK, is_session
@@ -27,4 +28,4 @@ def daily_session_schedule(context: ScheduleEvaluationContext):
     if not is_session(day):
         return SkipReason(f"{day.date()} is not an NYSE trading session (exchange holiday)")
     key = partition_key_of(day)
-    return RunRequest(run_key=key, partition_key=key, tags={"tft/trigger": "schedule"})
+    return RunRequest(run_key=key, partition_key=key, tags=tick_tags(context))
