@@ -12,7 +12,7 @@ SESSIONS ?= 60
 HOST ?= 127.0.0.1
 PORT ?= 3000
 
-.PHONY: help install install-dev run report test test-fast dev dev-postgres bench lint clean
+.PHONY: help install install-dev run report test test-heavy test-fast dev dev-postgres bench lint clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -48,8 +48,11 @@ report: install ## print the report of the warehouse as it is
 test: install-dev ## the whole pytest suite, offline
 	$(UV) run --frozen --no-sync pytest -n 2 --dist loadgroup --timeout 600
 
+test-heavy: install-dev ## the heavy tests (e.g. 60 queued runs of the run-level guard), a few minutes of CPU
+	$(UV) run --frozen --no-sync pytest -m heavy --timeout 1800
+
 test-fast: install-dev ## the suite without the slow end-to-end tests
-	$(UV) run --frozen --no-sync pytest -n 2 --dist loadgroup -m "not slow"
+	$(UV) run --frozen --no-sync pytest -n 2 --dist loadgroup -m "not slow and not heavy"
 
 dev: install $(DAGSTER_HOME)/dagster.yaml ## the Dagster UI on http://$(HOST):$(PORT) (webserver + daemon)
 	$(UV) run --frozen --no-sync dagster dev -w workspace.yaml -h $(HOST) -p $(PORT)

@@ -23,15 +23,15 @@ import math
 import textwrap
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
-from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, PercentFormatter
 
 from tft_pipeline.metrics import profit_factor
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 TRADING_DAYS_PER_YEAR = 252
 NOT_AVAILABLE = "n/a"
@@ -289,6 +289,12 @@ def equity_figure(
     equity = equity.sort_values("session_date")
     dates = pd.DatetimeIndex(equity["session_date"])
     values = equity["equity"].to_numpy(dtype="float64")
+    # matplotlib takes about a second to import: only the plot loads it.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import FuncFormatter, PercentFormatter
+
     figure = Figure(figsize=PLOT_SIZE_INCHES, dpi=PLOT_DPI, layout="constrained")
     FigureCanvasAgg(figure)
     value_axes, drawdown_axes = figure.subplots(

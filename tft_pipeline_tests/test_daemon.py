@@ -25,6 +25,7 @@ from tft_pipeline_tests.operations_support import (
     dagster_home_env,
     free_port,
     latest_session_tick,
+    launch_job_backfill,
     make_dagster_home,
     pipeline_env,
     postgres_env,
@@ -126,13 +127,15 @@ def drain(tmp_path_factory) -> Drained:
                 [["raw", "price_history"]], partition_range=(backfill_sessions[0], backfill_sessions[-1]),
                 title="raw prices alone",
             )
+            # The job page's Partitions tab: a backfill of the job's partition set, by names.
+            job_backfill = launch_job_backfill(client, location, "daily_session_chain", backfill_sessions, "job page")
             with dagster_home_env(home, pg), DagsterInstance.get() as instance:
                 daemon = start_service(
                     "daemon", dagster_cli("dagster-daemon", "run", "-w", "workspace.yaml"), env, workdir
                 )
 
                 def backfills_done():
-                    found = {backfill_id: instance.get_backfill(backfill_id) for backfill_id in (ui, alone)}
+                    found = {backfill_id: instance.get_backfill(backfill_id) for backfill_id in (ui, alone, job_backfill)}
                     done = all(b.status.value not in ("REQUESTED", "CANCELING") for b in found.values())
                     return found if done and all(run.is_finished for run in instance.get_runs()) else None
 
@@ -209,7 +212,9 @@ def _wait(predicate, timeout_s: float, what: str, service):
 
 
 def _assert_the_ui_backfill_ran_each_range_as_one_run(drained: Drained) -> None:
-    assert drained.backfills == {"ui": "COMPLETED_SUCCESS", "raw prices alone": "COMPLETED_SUCCESS"}
+    assert drained.backfills == {
+        "ui": "COMPLETED_SUCCESS", "raw prices alone": "COMPLETED_SUCCESS", "job page": "COMPLETED_SUCCESS",
+    }
     first, last = drained.backfill_sessions[0], drained.backfill_sessions[-1]
     backfill_runs = [run for run in drained.runs if "dagster/backfill" in run.tags]
     assert all(run.status == "SUCCESS" for run in backfill_runs)
@@ -220,12 +225,14 @@ def _assert_the_ui_backfill_ran_each_range_as_one_run(drained: Drained) -> None:
     shown = [(run.tags.get("dagster/backfill"), run.tags.get("dagster/asset_partition_range_end"), sorted(run.steps)) for run in backfill_runs]
     for run in ranged:
         assert (run.tags["dagster/asset_partition_range_start"], run.tags["dagster/asset_partition_range_end"]) == (first, last), shown
-    assert len(ranged) == 2, shown
-    assert len(backfill_runs) == 3, shown
+    # The job page's backfill: the whole job over the range in one run too.
+    assert len(ranged) == 3, shown
+    assert len(backfill_runs) == 4, shown
     steps = [set(run.steps) for run in ranged]
     assert {"raw_price_history"} in steps  # the asset alone: no other step in its run
     assert any({"raw_price_history", "clean__price_history", "baseline_signals"} <= s for s in steps)
     assert any("risk_checked_signals" in s and "raw_price_history" in s for s in steps)
+    assert sum("risk_checked_signals" in s and "portfolio__positions" in s for s in steps) == 1
     summaries = [run for run in backfill_runs if run not in ranged]
     assert set(summaries[0].steps) == {"portfolio__positions", "portfolio__backtest_report"}
     assert set(drained.backfill_sessions) <= set(drained.price_sessions)

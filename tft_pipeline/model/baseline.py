@@ -9,18 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator
-from sklearn.calibration import CalibratedClassifierCV
-from sklearn.ensemble import HistGradientBoostingClassifier
-from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits  # installed with scikit-learn, which uses it itself
+
+if TYPE_CHECKING:  # scikit-learn takes ~2 s to import: only training and scoring load it
+    from sklearn.base import BaseEstimator
+    from sklearn.pipeline import Pipeline
 
 # Inputs derived from feature snapshots. Price-unit columns are made relative to the close so that
 # one coefficient fits a $20 and a $600 stock; mention counts are log-scaled.
@@ -141,6 +138,8 @@ def _calibrated(estimator: BaseEstimator, calibration: str) -> BaseEstimator:
         return estimator
     # Folds in time order would be better still, but CalibratedClassifierCV's folds are unshuffled
     # (KFold without shuffle), so each calibration fold is a contiguous block of training sessions.
+    from sklearn.calibration import CalibratedClassifierCV
+
     return CalibratedClassifierCV(estimator, method=calibration, cv=3)
 
 
@@ -195,6 +194,11 @@ class LogisticBaseline(_SklearnSignalModel):
     name = "baseline_logit"
 
     def _make_estimator(self) -> BaseEstimator:
+        from sklearn.impute import SimpleImputer
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
         return make_pipeline(
             SimpleImputer(strategy="median", keep_empty_features=True),
             StandardScaler(),
@@ -216,6 +220,8 @@ class GradientBoostingBaseline(_SklearnSignalModel):
     name = "baseline_hgb"
 
     def _make_estimator(self) -> BaseEstimator:
+        from sklearn.ensemble import HistGradientBoostingClassifier
+
         return HistGradientBoostingClassifier(
             max_iter=self.max_iter,
             learning_rate=self.learning_rate,

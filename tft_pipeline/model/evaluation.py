@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
 
 from tft_pipeline.metrics import profit_factor, session_rank_ic
 from tft_pipeline.model.labels import DEFAULT_RULE, BarrierRule, triple_barrier_labels
@@ -55,6 +54,8 @@ def edge_recovery_report(
       ``top_fraction`` of signals by confidence, and among all resolved signals.
     - ``profit_factor_top``/``profit_factor_all``: gains over losses of the barrier exits.
     """
+    from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score  # ~2 s: only here
+
     keys = ["ticker", "session_date"]
     labels = triple_barrier_labels(snapshots, prices, rule)
     outcomes = labels[keys + ["label", "exit_return"]].assign(

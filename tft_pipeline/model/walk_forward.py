@@ -17,7 +17,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
 
 from tft_pipeline.model.baseline import LogisticBaseline, SignalModel, add_history_inputs
 from tft_pipeline.model.labels import DEFAULT_RULE, BarrierRule, triple_barrier_labels
@@ -215,6 +214,8 @@ def training_mask(
 def _holdout_metrics(
     model: SignalModel, rows: pd.DataFrame, labels: pd.DataFrame, config: WalkForwardConfig
 ) -> ModelMetrics:
+    from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
+
     y = labels["label"].to_numpy(dtype="int64")
     sessions = np.sort(labels["session_date"].unique())
     cutoff = sessions[int(len(sessions) * (1.0 - config.holdout_fraction))]
