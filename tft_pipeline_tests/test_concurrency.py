@@ -88,3 +88,78 @@ def test_a_backfill_and_a_daily_run_at_once_both_succeed(tmp_path):
     with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as connection:
         sessions = connection.execute("SELECT count(DISTINCT session_date) FROM clean.price_history").fetchone()[0]
     assert sessions == 8  # 2024-02-01..09 (7 sessions) and 2024-02-12
+
+
+REPETITIONS = 30
+
+
+@pytest.mark.heavy
+def test_runs_launched_together_through_the_queue_never_write_at_the_same_time(tmp_path):
+    """The run-level guard: 30 times, two runs launched at the same instant through the webserver
+    (as two people clicking "Materialize"), on the SQLite instance where the pool alone let two
+    steps in together. The queue lets one run out at a time: no warehouse step of one run may
+    overlap a step of another, and every run succeeds."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tft_pipeline.trading_calendar import sessions_between
+    from tft_pipeline_tests.operations_support import (
+        WebserverClient,
+        dagster_cli,
+        dagster_home_env,
+        free_port,
+        launch_run,
+        make_dagster_home,
+        pipeline_env,
+        start_service,
+        wait_for,
+    )
+
+    home = make_dagster_home(tmp_path / "dagster_home", "sqlite")
+    env = pipeline_env(home, tmp_path / "warehouse.duckdb", "AAPL,MSFT")
+    subprocess.run(dagster_cli("dagster", "instance", "migrate"), env=env, check=True, capture_output=True)
+    port = free_port()
+    services = [
+        start_service(
+            "webserver",
+            dagster_cli("dagster-webserver", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)),
+            env, tmp_path,
+        ),
+        start_service("daemon", dagster_cli("dagster-daemon", "run", "-w", "workspace.yaml"), env, tmp_path),
+    ]
+    sessions = [day.strftime("%Y-%m-%d") for day in sessions_between("2024-02-01", "2024-05-10")]
+    # One warehouse-writing step per run keeps 60 runs affordable: a run's cost is its worker process.
+    selection = [["raw", "price_history"]]
+    try:
+        client = WebserverClient(f"http://127.0.0.1:{port}")
+        location = wait_for(client.loaded_location, 180, what="the webserver to load the code")
+        run_ids = []
+        with ThreadPoolExecutor(max_workers=2) as launcher:
+            for repetition in range(REPETITIONS):
+                pair = [sessions[2 * repetition], sessions[2 * repetition + 1]]
+                run_ids += launcher.map(
+                    lambda day: launch_run(client, location, "daily_session_chain", day, selection), pair
+                )
+        with dagster_home_env(home), DagsterInstance.get() as instance:
+            def all_finished():
+                runs = instance.get_runs()
+                return runs if len(runs) == 2 * REPETITIONS and all(run.is_finished for run in runs) else None
+
+            try:
+                runs = wait_for(all_finished, 900, interval_s=2.0, what="the queue to drain")
+            except TimeoutError:
+                raise AssertionError(services[1].output()) from None
+            assert sorted(run.run_id for run in runs) == sorted(run_ids)
+            assert all(run.is_success for run in runs), [run.status for run in runs]
+            intervals = [
+                (run.run_id, start, end, step)
+                for run in runs
+                for start, end, step in _step_intervals(instance, run.run_id)
+            ]
+    finally:
+        for service in services:
+            service.stop()
+    assert len(intervals) == 2 * REPETITIONS  # one warehouse step per run
+    intervals.sort(key=lambda interval: interval[1])
+    for (run_a, _, end_a, step_a), (run_b, start_b, _, step_b) in zip(intervals, intervals[1:]):
+        if run_a != run_b:
+            assert end_a <= start_b, f"{step_b} of run {run_b[:8]} started while {step_a} of {run_a[:8]} ran"
