@@ -51,7 +51,7 @@ def warehouse_summary(warehouse: Warehouse) -> dict[str, pd.DataFrame]:
             tables_frame[column] = tables_frame[column].fillna(0).astype("int64")
     for column in ("first", "last"):
         if column in tables_frame:
-            tables_frame[column] = pd.to_datetime(tables_frame[column]).dt.strftime("%Y-%m-%d").fillna("")
+            tables_frame[column] = tables_frame[column].dt.strftime("%Y-%m-%d").fillna("")
     summary = {"tables": tables_frame}
     if "clean.rejected_rows" in tables:
         summary["rejected"] = warehouse.query(

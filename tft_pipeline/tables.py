@@ -1,13 +1,14 @@
 """Column layouts of the raw tables, shared by every source and by validation (pure, no Dagster).
 
 Conventions for every DataFrame in the package:
-- ``session_date`` is a naive ``datetime64`` at midnight (the NYSE session, New York date);
-- ``created_utc`` and ``fetched_at`` are naive ``datetime64`` in UTC;
+- ``session_date`` is a naive ``datetime64[ns]`` at midnight (the NYSE session, New York date);
+- ``created_utc`` and ``fetched_at`` are naive ``datetime64[ns]`` in UTC (warehouse reads too);
 - text columns are ``object`` dtype and may hold ``None`` in raw frames (validation rejects them).
 """
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 RAW_POST_COLUMNS: dict[str, str] = {
@@ -71,19 +72,78 @@ def empty_frame(columns: dict[str, str]) -> pd.DataFrame:
     return pd.DataFrame({name: pd.Series(dtype=dtype) for name, dtype in columns.items()})
 
 
-def conform(frame: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
-    """``frame`` with exactly ``columns`` in order and dtype (missing columns become nulls)."""
-    out = pd.DataFrame(index=frame.index)
+def conform(frame: pd.DataFrame, columns: dict[str, str], *, lenient: bool = False) -> pd.DataFrame:
+    """``frame`` with exactly ``columns`` in order and dtype (missing columns become nulls).
+
+    Strict by default: a value that cannot be converted raises ``ValueError`` naming the column,
+    the dtype and the values, so a type bug in a frame the pipeline built fails where it happens.
+    ``lenient=True`` turns such values into nulls instead: only for raw source rows, whose bad
+    values must reach validation and its quarantine. Missing values (None, NaN, NaT) stay missing
+    either way; ``int64`` and ``bool`` columns cannot hold a null, so there they raise in both modes.
+    """
+    out = pd.DataFrame(index=pd.RangeIndex(len(frame)))
     for name, dtype in columns.items():
         if name in frame.columns:
-            series = frame[name]
+            series = frame[name].reset_index(drop=True)
         else:
-            series = pd.Series(None, index=frame.index, dtype="object")
-        if dtype.startswith("datetime64"):
-            series = pd.to_datetime(series, utc=True, errors="coerce").dt.tz_localize(None)
-            out[name] = series.astype(dtype)
-        elif dtype == "object":
+            series = pd.Series(None, index=out.index, dtype="object")
+        if dtype == "object":
             out[name] = series.astype("object").where(series.notna(), None)
+            continue
+        if dtype.startswith("datetime64"):
+            converted = _to_naive_utc(series)
         else:
-            out[name] = pd.to_numeric(series, errors="coerce").astype(dtype)
-    return out.reset_index(drop=True)
+            converted = pd.to_numeric(series, errors="coerce")
+        missing = series.isna().to_numpy()
+        holds_nulls = np.dtype(dtype).kind not in "iub"
+        if not lenient or not holds_nulls:
+            _refuse(name, dtype, series, ~missing & converted.isna().to_numpy(), "cannot convert")
+        if not holds_nulls:
+            _refuse_inexact(name, dtype, series, converted, missing)
+        out[name] = converted.astype(dtype)
+    return out
+
+
+def _to_naive_utc(series: pd.Series) -> pd.Series:
+    """Timestamps as naive UTC; what cannot be parsed becomes NaT."""
+    text = series.dtype == object or isinstance(series.dtype, pd.StringDtype)
+    # ISO 8601 first: fast, and no guessing of the format from the first value.
+    converted = pd.to_datetime(
+        series, utc=True, errors="coerce", format="ISO8601" if text else None
+    )
+    # Anything else (another text format, epoch numbers among text) is parsed value by value.
+    retry = series.notna().to_numpy() & converted.isna().to_numpy()
+    if retry.any():
+        converted[retry] = pd.to_datetime(series[retry], utc=True, errors="coerce", format="mixed")
+    return converted.dt.tz_localize(None)
+
+
+def _refuse_inexact(
+    name: str, dtype: str, series: pd.Series, converted: pd.Series, missing: np.ndarray
+) -> None:
+    """Refuse what an int or bool cast would change silently (astype gives no error for it)."""
+    _refuse(name, dtype, series, missing, "cannot hold missing values, found")
+    values = converted.to_numpy(dtype="float64", na_value=np.nan)
+    with np.errstate(invalid="ignore"):
+        if np.dtype(dtype).kind == "b":
+            # astype(bool) makes True of every non-zero number.
+            changed = ~np.isin(values, (0.0, 1.0))
+        else:
+            # astype(int64) drops a fraction (2.5 -> 2) and wraps infinities.
+            changed = ~np.isfinite(values) | (values != np.trunc(values))
+    _refuse(name, dtype, series, changed & ~missing, "cannot convert exactly")
+
+
+def _refuse(name: str, dtype: str, series: pd.Series, bad: np.ndarray, problem: str) -> None:
+    """Raise ``ValueError`` naming the column, the dtype and the first few ``bad`` values."""
+    rows = np.flatnonzero(bad)
+    if not len(rows):
+        return
+    shown = ", ".join(f"{_plain(series.iloc[row])!r} (row {row})" for row in rows[:3])
+    more = f" and {len(rows) - 3} more" if len(rows) > 3 else ""
+    raise ValueError(f"conform: column {name!r} to {dtype}: {problem} {shown}{more}")
+
+
+def _plain(value: object) -> object:
+    """A NumPy scalar as the Python value it holds, so a message shows 2.5, not np.float64(2.5)."""
+    return value.item() if isinstance(value, np.generic) else value

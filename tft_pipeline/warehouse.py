@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pandas as pd
 
 logger = logging.getLogger(__name__)
@@ -26,6 +27,7 @@ PARTITION_COLUMN = "session_date"
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
 # A DuckDB file takes one writer process at a time; another process gets this error on connect.
 _LOCK_CONFLICT = "Could not set lock"
+_NAIVE_NS = np.dtype("datetime64[ns]")
 
 
 class WarehouseError(RuntimeError):
@@ -214,20 +216,22 @@ class Warehouse:
             parameters.append(pd.Timestamp(last_session).date())
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         with self.connect(read_only=True) as connection:
-            return connection.execute(
-                f'SELECT {selected} FROM "{schema}"."{name}" {where}', parameters
-            ).df()
+            return _naive_ns(
+                connection.execute(
+                    f'SELECT {selected} FROM "{schema}"."{name}" {where}', parameters
+                ).df()
+            )
 
     def read_table(self, table: str) -> pd.DataFrame:
         """The whole of ``table``."""
         schema, name = _split_table(table)
         with self.connect(read_only=True) as connection:
-            return connection.execute(f'SELECT * FROM "{schema}"."{name}"').df()
+            return _naive_ns(connection.execute(f'SELECT * FROM "{schema}"."{name}"').df())
 
     def query(self, sql: str, parameters: Sequence | None = None) -> pd.DataFrame:
         """A read-only SQL query as a DataFrame."""
         with self.connect(read_only=True) as connection:
-            return connection.execute(sql, parameters or []).df()
+            return _naive_ns(connection.execute(sql, parameters or []).df())
 
     # -- export ---------------------------------------------------------------------------------
 
@@ -257,6 +261,19 @@ class Warehouse:
                 [days],
             )
         return sorted(table_root.glob(f"{PARTITION_COLUMN}=*/*.parquet"))
+
+
+def _naive_ns(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with its naive datetime columns as ``datetime64[ns]``, the package's convention.
+
+    DuckDB 2 returns DATE and TIMESTAMP columns as ``datetime64[us]``: converting here, once, spares
+    every reader a cast. Timezone-aware columns are left as they are.
+    """
+    for position, dtype in enumerate(frame.dtypes):
+        # By position: a query may return two columns of the same name.
+        if isinstance(dtype, np.dtype) and dtype.kind == "M" and dtype != _NAIVE_NS:
+            frame.isetitem(position, frame.iloc[:, position].astype(_NAIVE_NS))
+    return frame
 
 
 def _column_type(kind: str) -> str:

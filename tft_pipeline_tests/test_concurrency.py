@@ -3,6 +3,7 @@ the duckdb_warehouse pool lets one step at a time hold the file."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import subprocess
@@ -160,6 +161,6 @@ def test_runs_launched_together_through_the_queue_never_write_at_the_same_time(t
             service.stop()
     assert len(intervals) == 2 * REPETITIONS  # one warehouse step per run
     intervals.sort(key=lambda interval: interval[1])
-    for (run_a, _, end_a, step_a), (run_b, start_b, _, step_b) in zip(intervals, intervals[1:]):
+    for (run_a, _, end_a, step_a), (run_b, start_b, _, step_b) in itertools.pairwise(intervals):
         if run_a != run_b:
             assert end_a <= start_b, f"{step_b} of run {run_b[:8]} started while {step_a} of {run_a[:8]} ran"

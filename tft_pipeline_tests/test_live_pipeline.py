@@ -29,9 +29,9 @@ from dagster._serdes import serialize_value
 
 from tft_pipeline.definitions import build_definitions
 from tft_pipeline.defs.assets.ingest import ingest_assets
-from tft_pipeline.defs.partitions import trading_session_partitions
 from tft_pipeline.defs.constants import SCRAPER_MAX_RETRIES, SCRAPER_RETRY_POLICY
 from tft_pipeline.defs.jobs import DAILY_JOB_NAME
+from tft_pipeline.defs.partitions import trading_session_partitions
 from tft_pipeline.defs.run_tags import PARTITION_RANGE_END as ASSET_PARTITION_RANGE_END_TAG
 from tft_pipeline.defs.run_tags import PARTITION_RANGE_START as ASSET_PARTITION_RANGE_START_TAG
 from tft_pipeline.retry import REDDIT_CONFIG
@@ -461,12 +461,12 @@ def test_partial_coverage_is_reported_in_the_materialization_metadata(live_run):
         assert {record.partition_key for record in records} == {f"{s:%Y-%m-%d}" for s in SESSIONS}
         for record in records:
             metadata = record.asset_materialization.metadata
-            assert metadata["coverage_complete"].value is False, name
-            notes = metadata["coverage_notes"].value
+            assert metadata["fetch_coverage_complete"].value is False, name
+            notes = metadata["fetch_coverage_notes"].value
             # Only the subreddit that ran out is named; the rows it did serve are kept.
             assert "r/investing: listing ended at 2024-01-09T12:00Z" in notes, name
             assert "wallstreetbets" not in notes and "r/stocks" not in notes, name
-            assert metadata["requests"].value > 0
+            assert metadata["fetch_requests"].value > 0
 
 
 def test_no_secret_reaches_logs_events_instance_files_or_the_warehouse(live_run):

@@ -51,6 +51,37 @@ def test_new_columns_are_added_and_missing_ones_become_null(warehouse):
     assert new["source"].tolist() == ["sample", "sample"] and new["volume"].isna().all()
 
 
+READERS = {
+    "read_sessions": lambda w: w.read_sessions("raw.stamps", "2024-01-02", "2024-01-03"),
+    "read_table": lambda w: w.read_table("raw.stamps"),
+    "query": lambda w: w.query("SELECT * FROM raw.stamps"),
+}
+
+
+@pytest.mark.parametrize("read", READERS.values(), ids=READERS.keys())
+def test_dates_and_timestamps_read_back_as_naive_nanoseconds(warehouse, read):
+    # DuckDB 2 hands DATE and TIMESTAMP to pandas as datetime64[us]; the package works in [ns].
+    with warehouse.connect() as connection:
+        connection.execute("CREATE SCHEMA raw")
+        connection.execute(
+            "CREATE TABLE raw.stamps (session_date DATE, fetched_at TIMESTAMP, "
+            "aware TIMESTAMPTZ, close DOUBLE)"
+        )
+        connection.execute(
+            "INSERT INTO raw.stamps VALUES "
+            "('2024-01-02', '2024-01-02 21:15:30.123456', '2024-01-02 21:15:00+00', 1.0), "
+            "('2024-01-03', NULL, NULL, 2.0)"
+        )
+    frame = read(warehouse).sort_values("close", ignore_index=True)
+    assert frame["session_date"].dtype == "datetime64[ns]"
+    assert frame["fetched_at"].dtype == "datetime64[ns]"
+    assert frame["session_date"].tolist() == [pd.Timestamp("2024-01-02"), pd.Timestamp("2024-01-03")]
+    assert frame["fetched_at"].iloc[0] == pd.Timestamp("2024-01-02 21:15:30.123456")
+    assert pd.isna(frame["fetched_at"].iloc[1])
+    # Aware columns keep their zone: dropping it would silently change what the value means.
+    assert frame["aware"].dt.tz is not None
+
+
 def test_failure_mid_write_leaves_the_old_partition(warehouse):
     warehouse.replace_partitions("raw.bars", bars(["2024-01-02"]), ["2024-01-02"])
 

@@ -27,7 +27,4 @@ def read_history(
     """Rows of ``table`` from ``lookback`` sessions before ``first`` through ``last`` (empty if absent)."""
     if not warehouse.table_exists(table):
         return pd.DataFrame()
-    frame = warehouse.read_sessions(table, sessions_back(first, lookback), last)
-    if "session_date" in frame.columns:
-        frame["session_date"] = pd.to_datetime(frame["session_date"]).astype("datetime64[ns]")
-    return frame
+    return warehouse.read_sessions(table, sessions_back(first, lookback), last)

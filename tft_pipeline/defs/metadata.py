@@ -10,13 +10,21 @@ from dagster import MetadataValue
 
 
 def preview(frame: pd.DataFrame, rows: int = 5, max_text: int = 60) -> MetadataValue:
-    """The first rows as a Markdown table, long text cut."""
+    """The first rows as a Markdown table, long text cut, dates shown as dates, and how many of how many."""
+    if not len(frame):
+        return MetadataValue.md("_no rows_")
     head = frame.head(rows).copy()
+    for column in head.select_dtypes(include="datetime"):
+        values = head[column]
+        # A DATE column (every value at midnight) reads as a date, not "2026-10-16 00:00:00".
+        if (values.dropna() == values.dropna().dt.normalize()).all():
+            head[column] = values.dt.strftime("%Y-%m-%d")
     for column in head.select_dtypes(include="object"):
         head[column] = head[column].map(
             lambda v: v if not isinstance(v, str) or len(v) <= max_text else v[: max_text - 1] + "…"
         )
-    return MetadataValue.md(head.to_markdown(index=False) if len(head) else "_no rows_")
+    shown = f"_first {len(head)} of {len(frame):,} rows_\n\n" if len(frame) > len(head) else ""
+    return MetadataValue.md(shown + head.to_markdown(index=False))
 
 
 def counts_table(counts: Mapping[str, int] | pd.Series, key: str, value: str = "rows") -> MetadataValue:
@@ -74,7 +82,7 @@ def run_range(keys: list[str]) -> dict[str, MetadataValue]:
         return {}
     return {
         "materialized_in_range": MetadataValue.text(
-            f"{keys[0]}..{keys[-1]}: {len(keys)} sessions materialized in one run; every other "
-            "figure on this page is this session's own"
+            f"{keys[0]}..{keys[-1]}: {len(keys)} sessions materialized in one run. Figures named "
+            "fetch_* or *_in_run are the run's; every other figure is this session's own"
         )
     }

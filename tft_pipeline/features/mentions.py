@@ -167,8 +167,6 @@ def extract_ticker_mentions(
     mentions["sentiment"] = sentiment_by_row.reindex(mentioned_rows).to_numpy()
     mentions["author"] = mentions["author"].where(mentions["author"].notna(), None)
     mentions["score"] = pd.to_numeric(mentions["score"]).fillna(0).astype("int64")
-    mentions["session_date"] = pd.to_datetime(mentions["session_date"]).astype("datetime64[ns]")
-    mentions["created_utc"] = pd.to_datetime(mentions["created_utc"]).astype("datetime64[ns]")
     mentions = mentions[list(TICKER_MENTION_COLUMNS)]
     return mentions.sort_values(
         ["session_date", "source_type", "source_id", "ticker"], kind="stable", ignore_index=True

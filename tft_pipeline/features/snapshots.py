@@ -82,11 +82,6 @@ def _as_session_index(sessions: Sequence | pd.DatetimeIndex) -> pd.DatetimeIndex
     return stamps
 
 
-def _as_dates(values: pd.Series) -> pd.Series:
-    """Naive midnight datetime64[ns] (DuckDB DATE columns may arrive as date objects or [us])."""
-    return pd.to_datetime(values).astype("datetime64[ns]").dt.normalize()
-
-
 def _normalized_universe(universe: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(symbol.strip().upper().lstrip("$") for symbol in universe))
 
@@ -132,8 +127,7 @@ def price_technicals(
     reach into the previous ticker's bars are masked by each bar's number within its ticker.
     """
     columns = ["ticker", "session_date", "open", "high", "low", "close", "adj_close", "volume"]
-    bars = prices[columns].copy()
-    bars["session_date"] = _as_dates(bars["session_date"])
+    bars = prices[columns]
     if last_session is not None:
         bars = bars[bars["session_date"] <= last_session]
     bars = bars.sort_values(["ticker", "session_date"], kind="stable", ignore_index=True)
@@ -222,7 +216,6 @@ def mention_features(
     rows = mentions[
         ["source_id", "source_type", "ticker", "session_date", "author", "score", "sentiment"]
     ]
-    rows = rows.assign(session_date=_as_dates(rows["session_date"]))
     rows = rows[rows["ticker"].isin(tickers) & rows["session_date"].isin(grid)]
 
     author = rows["author"]

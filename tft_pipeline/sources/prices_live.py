@@ -196,7 +196,7 @@ class LivePriceSource(PriceSource):
 
         fetched = [outcome.bars for outcome in outcomes if outcome.bars is not None]
         bars = (
-            conform(pd.concat(fetched, ignore_index=True), RAW_PRICE_COLUMNS)
+            conform(pd.concat(fetched, ignore_index=True), RAW_PRICE_COLUMNS, lenient=True)
             if fetched
             else (conform(pd.DataFrame(), RAW_PRICE_COLUMNS))
         )
@@ -301,7 +301,8 @@ def history_to_raw_bars(
     frame["ticker"] = ticker
     frame["fetched_at"] = pd.Timestamp(fetched_at)
     frame = frame[frame["session_date"].isin(session_dates)]
-    return conform(frame, RAW_PRICE_COLUMNS)
+    # Yahoo's values as given: a bad one becomes a null that validation quarantines.
+    return conform(frame, RAW_PRICE_COLUMNS, lenient=True)
 
 
 def _failures(failed: Sequence[_TickerOutcome]) -> pd.DataFrame:

@@ -36,7 +36,7 @@ def rejection_check(rejected: pd.DataFrame) -> pd.Series:
 def _rows_per_session(frame: pd.DataFrame) -> pd.Series:
     if not len(frame):
         return pd.Series(dtype="int64")
-    return frame.groupby(pd.to_datetime(frame["session_date"]).dt.strftime("%Y-%m-%d")).size()
+    return frame.groupby(frame["session_date"].dt.strftime("%Y-%m-%d")).size()
 
 
 def session_accounting(
@@ -47,7 +47,7 @@ def session_accounting(
     rejected_counts = _rows_per_session(result.rejected)
     checks_by_session = (
         dict(tuple(rejection_check(result.rejected).groupby(
-            pd.to_datetime(result.rejected["session_date"]).dt.strftime("%Y-%m-%d")
+            result.rejected["session_date"].dt.strftime("%Y-%m-%d")
         )))
         if len(result.rejected)
         else {}

@@ -54,9 +54,7 @@ def feature_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
         scanned = pd.concat(
             [clean_reddit_posts[["session_date"]], clean_reddit_comments[["session_date"]]]
         )
-        scanned_per_session = scanned.groupby(
-            pd.to_datetime(scanned["session_date"]).dt.strftime("%Y-%m-%d")
-        ).size()
+        scanned_per_session = scanned.groupby(scanned["session_date"].dt.strftime("%Y-%m-%d")).size()
 
         def describe(rows: pd.DataFrame, session: str) -> dict:
             return {

@@ -94,7 +94,8 @@ def _reddit_rows(fetch: RedditFetch, columns: dict[str, str], sessions: pd.Datet
     frame["session_date"] = session_of_timestamps(
         pd.to_datetime(frame["created_utc"], utc=True)
     ).to_numpy() if len(frame) else pd.Series(dtype="datetime64[ns]")
-    frame = conform(frame, columns)
+    # Raw rows: a bad value becomes a null that validation quarantines, not a crashed run.
+    frame = conform(frame, columns, lenient=True)
     return frame[frame["session_date"].isin(sessions)].reset_index(drop=True)
 
 
@@ -180,9 +181,9 @@ def _raw_price_assets(partitions: PartitionsDefinition):
         sessions = run_sessions(context)
         tickers = tuple(universe.tickers)
         fetch = _fetch_or_fail(lambda: prices.build_source().fetch_prices(tickers, sessions))
-        selected = context.selected_output_names
-        if "raw_price_history" in selected:
-            bars = conform(fetch.bars, RAW_PRICE_COLUMNS)
+        selected = context.selected_asset_keys
+        if RAW_PRICE_HISTORY in selected:
+            bars = conform(fetch.bars, RAW_PRICE_COLUMNS, lenient=True)
             bars = bars[bars["session_date"].isin(sessions) | bars["session_date"].isna()]
             # A bar without a date cannot be placed in a partition; it is kept in the first session
             # so validation quarantines it with its reason rather than losing it.
@@ -207,7 +208,7 @@ def _raw_price_assets(partitions: PartitionsDefinition):
                     "fetch_requests": MetadataValue.int(fetch.requests),
                 },
             )
-        if "raw_price_fetch_failures" in selected:
+        if RAW_PRICE_FETCH_FAILURES in selected:
             failures = fetch.failures
             failed = (
                 failures.merge(pd.DataFrame({"session_date": sessions}), how="cross")
@@ -215,11 +216,16 @@ def _raw_price_assets(partitions: PartitionsDefinition):
                 else failures.assign(session_date=pd.Series(dtype="datetime64[ns]"))
             )
             failed = conform(failed, PRICE_FETCH_FAILURE_COLUMNS)
+            shared = describe_each_session(
+                context, failed, lambda rows, _: {"preview": preview(rows)},
+                asset_key=RAW_PRICE_FETCH_FAILURES,
+            )
             yield Output(
                 failed,
                 output_name="raw_price_fetch_failures",
                 metadata={
-                    "failed_tickers": MetadataValue.md(
+                    **shared,
+                    "fetch_failed_tickers": MetadataValue.md(
                         failures[["ticker", "error_type", "message"]].to_markdown(index=False)
                         if len(failures)
                         else "_none_"

@@ -95,6 +95,20 @@ def portfolio_assets(settings: Settings) -> list[AssetsDefinition]:
             for key, value in people.items()
         }
         metadata["initial_equity"] = MetadataValue.float(float(initial_equity))
+        scored = (
+            store.query(
+                "SELECT count(DISTINCT session_date) AS n FROM signals.risk_decisions "
+                "WHERE session_date BETWEEN ?::DATE AND ?::DATE",
+                [first.date(), last.date()],
+            )["n"].iloc[0]
+            if len(equity) and store.table_exists("signals.risk_decisions")
+            else 0
+        )
+        # Signals exist only once the walk-forward has a model: say how much of the range that is.
+        metadata["sessions_with_signals"] = MetadataValue.text(
+            f"{int(scored)} of {len(equity)} (the model scores a session only once earlier "
+            "sessions give it enough labelled rows to train)"
+        )
         metadata["equity_and_drawdown"] = png(image, "equity and drawdown")
         figures = report.as_dict()
         return Output(pd.DataFrame([figures]), metadata=metadata)

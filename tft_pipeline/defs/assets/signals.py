@@ -46,6 +46,10 @@ WALK_FORWARD = WalkForwardConfig()
 TRAINING_HISTORY_SESSIONS = (WALK_FORWARD.train_window_sessions or 500) + WALK_FORWARD.rule.horizon + 20
 # Closes before the range mark the positions still open (a ticker may miss a bar or two).
 MARK_HISTORY_SESSIONS = 20
+NO_MODEL_YET = (
+    f"no model version yet: the walk-forward needs at least {WALK_FORWARD.min_train_rows} labelled "
+    "rows from earlier sessions before it scores a session"
+)
 
 TRADING_SIGNALS = AssetKey(["signals", "trading_signals"])
 MODEL_VERSIONS = AssetKey(["signals", "model_versions"])
@@ -150,30 +154,30 @@ def _signal_assets(partitions: PartitionsDefinition) -> AssetsDefinition:
         snapshots = read_history(store, "features.feature_snapshots", first, last, TRAINING_HISTORY_SESSIONS)
         prices = read_history(store, "clean.price_history", first, last, TRAINING_HISTORY_SESSIONS)
         result = walk_forward(snapshots, prices, sessions, config=WALK_FORWARD)
-        selected = context.selected_output_names
-        if "trading_signals" in selected:
+        selected = context.selected_asset_keys
+        if TRADING_SIGNALS in selected:
             signals = conform(result.signals, SIGNAL_COLUMNS)
             shared = describe_each_session(
                 context,
                 signals,
-                lambda rows, _: {
-                    "mean_confidence": MetadataValue.float(
-                        round(float(rows["confidence"].mean()), 4) if len(rows) else 0.0
-                    ),
-                    "max_confidence": MetadataValue.float(
-                        round(float(rows["confidence"].max()), 4) if len(rows) else 0.0
-                    ),
-                    "preview": preview(rows.sort_values("confidence", ascending=False)),
-                },
+                lambda rows, _: (
+                    {
+                        "mean_confidence": MetadataValue.float(round(float(rows["confidence"].mean()), 4)),
+                        "max_confidence": MetadataValue.float(round(float(rows["confidence"].max()), 4)),
+                        "preview": preview(rows.sort_values("confidence", ascending=False)),
+                    }
+                    if len(rows)
+                    else {"no_signals": MetadataValue.text(NO_MODEL_YET)}
+                ),
                 asset_key=TRADING_SIGNALS,
             )
             yield Output(signals, output_name="trading_signals", metadata=shared)
-        if "model_versions" in selected:
+        if MODEL_VERSIONS in selected:
             versions = _model_version_rows(result, sessions, Path(warehouse.path).parent / "models")
 
             def describe_version(rows: pd.DataFrame, _: str) -> dict:
                 if rows.empty:
-                    return {"model_version": MetadataValue.text("none: too little history to train")}
+                    return {"model_version": MetadataValue.text(NO_MODEL_YET)}
                 row = rows.iloc[0]
                 return {
                     "model_version": MetadataValue.text(str(row["model_version"])),
@@ -292,7 +296,7 @@ def _risk_assets(partitions: PartitionsDefinition, settings: Settings) -> Assets
         manager = RiskManager(limits)
         result = trade_sessions(trading_signals, previous, prices, sessions, manager, portfolio_config)
         decisions = conform(result.decisions, DECISION_COLUMNS)
-        selected = context.selected_output_names
+        selected = context.selected_asset_keys
 
         def describe_decisions(rows: pd.DataFrame, _: str) -> dict:
             rejected = rows.loc[~rows["accepted"], "reasons"]
@@ -306,7 +310,7 @@ def _risk_assets(partitions: PartitionsDefinition, settings: Settings) -> Assets
                 "rejections_by_reason": counts_table(reasons, "reason", "signals"),
             }
 
-        if "portfolio_equity" in selected:
+        if PORTFOLIO_EQUITY in selected:
             equity = conform(result.equity, EQUITY_COLUMNS)
 
             def describe_equity(rows: pd.DataFrame, _: str) -> dict:
@@ -327,7 +331,7 @@ def _risk_assets(partitions: PartitionsDefinition, settings: Settings) -> Assets
                 output_name="portfolio_equity",
                 metadata={**shared, "initial_equity": MetadataValue.float(portfolio_config.initial_equity)},
             )
-        if "position_book" in selected:
+        if POSITION_BOOK in selected:
             book = conform(result.book, BOOK_COLUMNS)
             shared = describe_each_session(
                 context,
@@ -340,14 +344,14 @@ def _risk_assets(partitions: PartitionsDefinition, settings: Settings) -> Assets
                 asset_key=POSITION_BOOK,
             )
             yield Output(book, output_name="position_book", metadata=shared)
-        if "risk_decisions" in selected:
+        if RISK_DECISIONS in selected:
             shared = describe_each_session(context, decisions, describe_decisions, asset_key=RISK_DECISIONS)
             yield Output(
                 decisions,
                 output_name="risk_decisions",
                 metadata={**shared, "limits": MetadataValue.json(limits.model_dump())},
             )
-        if "risk_filtered_signals" in selected:
+        if RISK_FILTERED_SIGNALS in selected:
             accepted = decisions[decisions["accepted"]].reset_index(drop=True)
             shared = describe_each_session(
                 context, accepted, lambda rows, _: {"preview": preview(rows)},
