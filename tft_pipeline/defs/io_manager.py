@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import pandas as pd
 from dagster import (
+    AssetKey,
+    AssetOut,
     ConfigurableIOManager,
     InputContext,
     MetadataValue,
@@ -31,6 +33,23 @@ def table_name(asset_key_path: list[str]) -> str:
 
 def _table_schema(frame: pd.DataFrame) -> TableSchema:
     return TableSchema(columns=[TableColumn(str(c), str(t)) for c, t in frame.dtypes.items()])
+
+
+WAREHOUSE_IO_MANAGER_KEY = "warehouse_io_manager"
+
+
+def warehouse_out(
+    key: AssetKey, description: str, *, group_name: str | None = None, kinds: frozenset[str] = frozenset()
+) -> AssetOut:
+    """One table of a subsettable multi-asset: stored in the warehouse, produced only if selected."""
+    return AssetOut(
+        key=key,
+        io_manager_key=WAREHOUSE_IO_MANAGER_KEY,
+        group_name=group_name,
+        is_required=False,
+        kinds={"python", "duckdb", *kinds},
+        description=description,
+    )
 
 
 class WarehouseIOManager(ConfigurableIOManager):
@@ -86,4 +105,4 @@ class WarehouseIOManager(ConfigurableIOManager):
         return warehouse.read_table(table)
 
 
-__all__ = ["PARTITION_COLUMN", "WarehouseIOManager", "table_name"]
+__all__ = ["PARTITION_COLUMN", "WAREHOUSE_IO_MANAGER_KEY", "WarehouseIOManager", "table_name", "warehouse_out"]

@@ -7,7 +7,6 @@ import pandas as pd
 from dagster import (
     AssetExecutionContext,
     AssetKey,
-    AssetOut,
     AssetsDefinition,
     Failure,
     MetadataValue,
@@ -24,6 +23,7 @@ from tft_pipeline.defs.constants import (
     WAREHOUSE_POOL,
 )
 from tft_pipeline.defs.history import partition_sessions
+from tft_pipeline.defs.io_manager import warehouse_out
 from tft_pipeline.defs.metadata import counts_table, describe_each_session, preview
 from tft_pipeline.defs.resources import PriceSourceResource, RedditSourceResource, UniverseResource
 from tft_pipeline.sources.base import RedditFetch
@@ -151,19 +151,13 @@ def _raw_price_assets(partitions: PartitionsDefinition):
 
     @multi_asset(
         outs={
-            "raw_price_history": AssetOut(
-                key=RAW_PRICE_HISTORY,
-                io_manager_key="warehouse_io_manager",
-                is_required=False,
-                kinds={"python", "duckdb"},
-                description="Daily bars as fetched, one call per ticker for the run's whole range.",
+            "raw_price_history": warehouse_out(
+                RAW_PRICE_HISTORY,
+                "Daily bars as fetched, one call per ticker for the run's whole range.",
             ),
-            "raw_price_fetch_failures": AssetOut(
-                key=RAW_PRICE_FETCH_FAILURES,
-                io_manager_key="warehouse_io_manager",
-                is_required=False,
-                kinds={"python", "duckdb"},
-                description="Tickers the price source could not fetch, one row per ticker and session.",
+            "raw_price_fetch_failures": warehouse_out(
+                RAW_PRICE_FETCH_FAILURES,
+                "Tickers the price source could not fetch, one row per ticker and session.",
             ),
         },
         name="raw_price_history",

@@ -9,7 +9,6 @@ from dagster import (
     AssetExecutionContext,
     AssetIn,
     AssetKey,
-    AssetOut,
     AssetsDefinition,
     Failure,
     MetadataValue,
@@ -25,6 +24,7 @@ from tft_pipeline.defs.constants import (
     WAREHOUSE_POOL,
 )
 from tft_pipeline.defs.history import partition_sessions, read_history
+from tft_pipeline.defs.io_manager import warehouse_out
 from tft_pipeline.defs.metadata import counts_table, describe_each_session, preview
 from tft_pipeline.defs.resources import WarehouseResource
 from tft_pipeline.model.walk_forward import (
@@ -120,20 +120,15 @@ def _model_version_rows(result, sessions: pd.DatetimeIndex, artifacts: Path) -> 
 def _signal_assets(partitions: PartitionsDefinition) -> AssetsDefinition:
     @multi_asset(
         outs={
-            "trading_signals": AssetOut(
-                key=TRADING_SIGNALS,
-                io_manager_key="warehouse_io_manager",
-                is_required=False,
-                kinds={"python", "duckdb", "scikitlearn"},
-                description="One long signal per (ticker, session, model): entry at the close, stop "
+            "trading_signals": warehouse_out(
+                TRADING_SIGNALS,
+                "One long signal per (ticker, session, model): entry at the close, stop "
                 "1 ATR below, target 2 ATR above, confidence = P(target before stop).",
+                kinds=frozenset({"scikitlearn"}),
             ),
-            "model_versions": AssetOut(
-                key=MODEL_VERSIONS,
-                io_manager_key="warehouse_io_manager",
-                is_required=False,
-                kinds={"python", "duckdb"},
-                description="Which model version scored each session, with its out-of-sample "
+            "model_versions": warehouse_out(
+                MODEL_VERSIONS,
+                "Which model version scored each session, with its out-of-sample "
                 "metrics and the path of its pickled artifact.",
             ),
         },
@@ -231,43 +226,32 @@ def read_previous_state(store, first: pd.Timestamp):
 def _risk_assets(partitions: PartitionsDefinition, settings: Settings) -> AssetsDefinition:
     limits = settings.risk_limits
     portfolio_config = PortfolioConfig(initial_equity=settings.initial_equity)
+
     @multi_asset(
         ins={"trading_signals": AssetIn(key=TRADING_SIGNALS)},
         outs={
-            "risk_decisions": AssetOut(
-                key=RISK_DECISIONS,
-                io_manager_key="warehouse_io_manager",
-                group_name=SIGNALS_GROUP,
-                is_required=False,
-                kinds={"python", "duckdb"},
-                description="Every signal with the risk manager's verdict: accepted, reasons, "
+            "risk_decisions": warehouse_out(
+                RISK_DECISIONS,
+                "Every signal with the risk manager's verdict: accepted, reasons, "
                 "shares, position value, risk dollars, reward/risk.",
-            ),
-            "risk_filtered_signals": AssetOut(
-                key=RISK_FILTERED_SIGNALS,
-                io_manager_key="warehouse_io_manager",
                 group_name=SIGNALS_GROUP,
-                is_required=False,
-                kinds={"python", "duckdb"},
-                description="The accepted signals only, sized.",
             ),
-            "portfolio_equity": AssetOut(
-                key=PORTFOLIO_EQUITY,
-                io_manager_key="warehouse_io_manager",
-                group_name=PORTFOLIO_GROUP,
-                is_required=False,
-                kinds={"python", "duckdb"},
-                description="Paper portfolio equity at each session's close, with cash, peak and "
+            "risk_filtered_signals": warehouse_out(
+                RISK_FILTERED_SIGNALS,
+                "The accepted signals only, sized.",
+                group_name=SIGNALS_GROUP,
+            ),
+            "portfolio_equity": warehouse_out(
+                PORTFOLIO_EQUITY,
+                "Paper portfolio equity at each session's close, with cash, peak and "
                 "drawdown.",
-            ),
-            "position_book": AssetOut(
-                key=POSITION_BOOK,
-                io_manager_key="warehouse_io_manager",
                 group_name=PORTFOLIO_GROUP,
-                is_required=False,
-                kinds={"python", "duckdb"},
-                description="Each session's book: the paper positions open at its close, and those "
+            ),
+            "position_book": warehouse_out(
+                POSITION_BOOK,
+                "Each session's book: the paper positions open at its close, and those "
                 "closed during it with their exits. The next session starts from it.",
+                group_name=PORTFOLIO_GROUP,
             ),
         },
         deps=[CLEAN_PRICE_HISTORY],
