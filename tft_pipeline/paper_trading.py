@@ -32,10 +32,6 @@ BOOK_COLUMNS: dict[str, str] = {"session_date": "datetime64[ns]", **POSITION_COL
 _EXIT_COLUMNS = ("closed_on", "exit_price", "exit_reason", "pnl")
 
 
-class BookGapError(ValueError):
-    """The state the range starts from is missing: an earlier session was never booked."""
-
-
 @dataclass(frozen=True)
 class TradingResult:
     """The range's decisions, equity rows and books."""

@@ -42,11 +42,6 @@ def png(image: bytes, title: str) -> MetadataValue:
     return MetadataValue.md(f"![{title}](data:image/png;base64,{encoded})")
 
 
-def session_key(session: pd.Timestamp) -> str:
-    """The partition key of a session (``YYYY-MM-DD``)."""
-    return pd.Timestamp(session).strftime("%Y-%m-%d")
-
-
 def describe_each_session(
     context,
     frame: pd.DataFrame,
