@@ -4,13 +4,16 @@ Pure, no Dagster. Sessions are processed in order. For session D:
 
 1. the risk manager judges D's signals against the state after D−1 (equity marked to D−1's close,
    its peak, the tickers open after D−1), so a position that closes during D still counts as held;
-2. positions opened before D meet D's bar: the stop if the low reaches it (the stop wins when the
-   bar also reaches the target: daily bars do not say which came first), else the target if the
-   high reaches it, else expiry at D's close once ``horizon`` sessions have passed since the entry.
-   A barrier fills at its level, or at the open when the bar gapped through it;
-3. accepted signals open positions at their entry (D's close) with the decision's shares;
+2. positions opened before D meet D's bar: the stop if the bar reaches it (the low for a long, the
+   high for a short; the stop wins when the bar also reaches the target: daily bars do not say
+   which came first), else the target, else expiry at D's close once ``horizon`` sessions have
+   passed since the entry. A barrier fills at its level, or at the open when the bar gapped
+   through it;
+3. accepted signals open positions at their entry (D's close) with the decision's shares: a long
+   pays for them, a short receives the proceeds and owes the shares back;
 4. open positions are marked to D's close (the last close known, if a ticker has no bar on D) and
-   D's equity row is written: equity = cash + market value, peak = running max of equity.
+   D's equity row is written: equity = cash + market value (shorts count negative), peak = running
+   max of equity.
 
 The whole state is the two output tables, so a run can resume from the tables of an earlier run:
 processing a range in one call equals processing each session in its own call given the previous
@@ -32,20 +35,22 @@ from tft_pipeline.tables import conform, empty_frame
 from tft_pipeline.trading_calendar import nyse_calendar, previous_session, sessions_between
 
 STOP, TARGET, EXPIRY = "stop", "target", "expiry"
+LONG, SHORT = "long", "short"
 
 POSITION_COLUMNS: dict[str, str] = {
     "ticker": "object",
     "opened_on": "datetime64[ns]",
+    "direction": "object",  # "long" | "short"
     "entry": "float64",
-    "shares": "int64",
+    "shares": "int64",  # always positive; the direction says which way
     "stop_loss": "float64",
     "take_profit": "float64",
     "expires_on": "datetime64[ns]",  # the session whose close ends the trade if no barrier did
     "closed_on": "datetime64[ns]",  # NaT while open
     "exit_price": "float64",  # NaN while open
     "exit_reason": "object",  # "stop" | "target" | "expiry"; None while open
-    "pnl": "float64",  # shares × (exit_price − entry); NaN while open
-    "risk_dollars": "float64",  # shares × (entry − stop_loss): one R
+    "pnl": "float64",  # shares × (exit_price − entry), the other way for a short; NaN while open
+    "risk_dollars": "float64",  # shares × |entry − stop_loss|: one R
     "confidence": "float64",
     "model": "object",
     "model_version": "object",
@@ -57,7 +62,7 @@ EQUITY_COLUMNS: dict[str, str] = {
     "peak_equity": "float64",
     "drawdown": "float64",  # (peak_equity − equity) / peak_equity
     "cash": "float64",
-    "market_value": "float64",
+    "market_value": "float64",  # longs at their mark minus what the shorts would cost to buy back
     "open_positions": "int64",
 }
 
@@ -232,7 +237,8 @@ def run_paper_portfolio(
         open_positions, closed, cash = _close_positions(open_positions, panels, day, cash)
         finished.append(closed)
         opened = _open_positions(accepted, day, config.horizon)
-        cash -= float((opened["shares"] * opened["entry"]).sum())
+        # A long pays for its shares; a short receives the proceeds and owes the shares back.
+        cash -= float((_signed_shares(opened) * opened["entry"]).sum())
         open_positions = (
             pd.concat([open_positions, opened], ignore_index=True)
             if len(opened)
@@ -243,7 +249,7 @@ def run_paper_portfolio(
         marks = np.where(
             np.isfinite(marks), marks, open_positions["entry"].to_numpy(dtype="float64")
         )
-        market_value = float((open_positions["shares"].to_numpy() * marks).sum())
+        market_value = float((_signed_shares(open_positions) * marks).sum())
         equity = cash + market_value
         peak = max(state.peak_value, equity)
         equity_rows.append(
@@ -285,12 +291,19 @@ def _close_positions(
     )
     stop = open_positions["stop_loss"].to_numpy(dtype="float64")
     target = open_positions["take_profit"].to_numpy(dtype="float64")
-    hits_stop = low <= stop
-    hits_target = ~hits_stop & (high >= target)
+    short = (open_positions["direction"] == SHORT).to_numpy()
+    # A long's stop is below and its target above; a short's the other way round. A bar that
+    # gapped through a level fills at the open, the worse price for a stop, the better for a target.
+    hits_stop = np.where(short, high >= stop, low <= stop)
+    hits_target = ~hits_stop & np.where(short, low <= target, high >= target)
     expires = ~hits_stop & ~hits_target & (open_positions["expires_on"] <= day).to_numpy()
     exit_price = np.select(
         [hits_stop, hits_target, expires],
-        [np.fmin(stop, open_), np.fmax(target, open_), mark],
+        [
+            np.where(short, np.fmax(stop, open_), np.fmin(stop, open_)),
+            np.where(short, np.fmin(target, open_), np.fmax(target, open_)),
+            mark,
+        ],
         default=np.nan,
     )
     reason = np.select([hits_stop, hits_target, expires], [STOP, TARGET, EXPIRY], default="")
@@ -299,9 +312,15 @@ def _close_positions(
     closed["closed_on"] = day
     closed["exit_price"] = exit_price[closing]
     closed["exit_reason"] = reason[closing].astype(object)
-    closed["pnl"] = closed["shares"] * (closed["exit_price"] - closed["entry"])
-    cash += float((closed["shares"] * closed["exit_price"]).sum())
+    closed["pnl"] = _signed_shares(closed) * (closed["exit_price"] - closed["entry"])
+    cash += float((_signed_shares(closed) * closed["exit_price"]).sum())
     return open_positions[~closing].reset_index(drop=True), closed, cash
+
+
+def _signed_shares(positions: pd.DataFrame) -> np.ndarray:
+    """Shares held: positive for a long, negative for a short."""
+    shares = positions["shares"].to_numpy(dtype="float64")
+    return np.where((positions["direction"] == SHORT).to_numpy(), -shares, shares)
 
 
 def _open_positions(accepted: pd.DataFrame, day: pd.Timestamp, horizon: int) -> pd.DataFrame:
@@ -311,6 +330,9 @@ def _open_positions(accepted: pd.DataFrame, day: pd.Timestamp, horizon: int) -> 
         {
             "ticker": accepted["ticker"].to_numpy(),
             "opened_on": day,
+            "direction": (
+                accepted["direction"].fillna(LONG) if "direction" in accepted else pd.Series(LONG, index=accepted.index)
+            ).to_numpy(),
             "entry": accepted["entry"].to_numpy(dtype="float64"),
             "shares": accepted["shares"].to_numpy(dtype="int64"),
             "stop_loss": accepted["stop_loss"].to_numpy(dtype="float64"),

@@ -148,6 +148,53 @@ def test_a_rejected_signal_opens_nothing():
     assert (result.equity.equity == 100_000).all()
 
 
+# --- shorts --------------------------------------------------------------------------------------
+
+
+def short_signal(ticker="AAA", session=D0, entry=100.0, atr=5.0, confidence=0.8) -> pd.DataFrame:
+    """A short: stop entry + ATR, target entry − 2·ATR (100 → 105 / 90 by default)."""
+    frame = signal(ticker, session, entry, atr, confidence)
+    return frame.assign(direction="short", stop_loss=entry + atr, take_profit=entry - 2 * atr)
+
+
+def test_a_short_whose_price_falls_to_its_target_gains():
+    # The bug this pins: a short at 100 with the price falling closed as a stop at a loss.
+    prices = set_bar(flat_prices(), "AAA", SESSIONS[2], low=89.0, high=96.0, close=95.0)
+    position = only_position(run(short_signal(), prices))
+    assert position.direction == "short" and position.shares == 200
+    assert position.exit_reason == "target" and position.exit_price == 90.0
+    assert position.pnl == pytest.approx(200 * 10.0)
+
+
+def test_a_short_whose_price_rises_to_its_stop_loses_one_r():
+    prices = set_bar(flat_prices(), "AAA", SESSIONS[3], high=106.0, close=104.0)
+    position = only_position(run(short_signal(), prices))
+    assert position.exit_reason == "stop" and position.exit_price == 105.0
+    assert position.pnl == pytest.approx(-position.risk_dollars) == pytest.approx(200 * -5.0)
+
+
+def test_a_short_gapping_up_through_its_stop_fills_at_the_open():
+    prices = set_bar(flat_prices(), "AAA", SESSIONS[1], open=108.0, high=110.0, low=107.0, close=109.0)
+    position = only_position(run(short_signal(), prices))
+    assert position.exit_reason == "stop" and position.exit_price == 108.0
+    assert position.pnl == pytest.approx(200 * -8.0)
+
+
+def test_a_short_gapping_down_through_its_target_fills_at_the_open():
+    prices = set_bar(flat_prices(), "AAA", SESSIONS[1], open=85.0, high=86.0, low=84.0, close=85.0)
+    position = only_position(run(short_signal(), prices))
+    assert position.exit_reason == "target" and position.exit_price == 85.0
+
+
+def test_an_open_short_is_marked_against_the_portfolio_as_the_price_moves():
+    prices = set_bar(flat_prices(), "AAA", SESSIONS[1], high=103.0, low=97.0, close=102.0)
+    result = run(short_signal(), prices, sessions=SESSIONS[:2])
+    opened, marked = result.equity.iloc[0], result.equity.iloc[1]
+    # Proceeds in cash, the shares owed as negative market value: equity unchanged on entry.
+    assert opened.cash == 120_000 and opened.market_value == -20_000 and opened.equity == 100_000
+    assert marked.equity == pytest.approx(100_000 - 200 * 2.0)  # the price rose 2: the short lost 400
+
+
 # --- the state the risk manager sees --------------------------------------------------------------
 
 
