@@ -1,8 +1,9 @@
 """Backtest figures of the paper portfolio against buy-and-hold, and its equity plot (no Dagster).
 
 Definitions (one place, so the report, the README and the UI agree):
-- trades are the positions closed inside the range; ``hit_rate`` the share with pnl > 0;
-  ``average_r`` the mean of pnl / initial risk (shares × (entry − stop_loss));
+- trades are the positions closed inside the range; ``pnl`` is after costs (commission and
+  slippage of both fills), ``gross_pnl`` before, ``total_costs`` the difference; ``hit_rate`` the
+  share with pnl > 0; ``average_r`` the mean of pnl / initial risk (shares × |entry − stop_loss|);
   ``profit_factor`` gross gains / gross losses (inf with gains and no loss, NaN with no trade);
 - returns are the session-to-session changes of equity; ``sharpe`` = mean / std × √252 and
   ``sortino`` = mean / downside deviation × √252 (downside deviation = √mean(min(r, 0)²));
@@ -39,7 +40,7 @@ NOT_AVAILABLE = "n/a"
 PLOT_SIZE_INCHES = (10.0, 6.0)
 PLOT_DPI = 120
 # Figures that only exist once a trade has closed; a range without one gets a sentence instead.
-TRADE_FIGURES = ("hit_rate", "average_r", "profit_factor", "total_pnl")
+TRADE_FIGURES = ("hit_rate", "average_r", "profit_factor", "total_pnl", "gross_pnl", "total_costs")
 # How people see each figure: (field, key, scale, decimals). Fractions become percentages with the
 # unit in the key, so a reader never has to guess whether 0.05 means 5 % or 0.05 %.
 _PEOPLE_FORMAT: tuple[tuple[str, str, float, int], ...] = (
@@ -47,6 +48,8 @@ _PEOPLE_FORMAT: tuple[tuple[str, str, float, int], ...] = (
     ("average_r", "average_r", 1.0, 2),
     ("profit_factor", "profit_factor", 1.0, 2),
     ("total_pnl", "total_pnl", 1.0, 2),
+    ("gross_pnl", "gross_pnl", 1.0, 2),
+    ("total_costs", "total_costs", 1.0, 2),
     ("total_return", "total_return_pct", 100.0, 2),
     ("sharpe", "sharpe", 1.0, 2),
     ("sortino", "sortino", 1.0, 2),
@@ -121,7 +124,9 @@ class BacktestReport:
     hit_rate: float
     average_r: float
     profit_factor: float
-    total_pnl: float
+    total_pnl: float  # after costs
+    gross_pnl: float  # before costs
+    total_costs: float  # commission and slippage of the trades' fills
     total_return: float
     sharpe: float
     sortino: float
@@ -247,7 +252,7 @@ def backtest_report(
 
     closed_on = positions["closed_on"]
     trades = positions[closed_on.notna() & closed_on.between(days[0], days[-1])]
-    initial_risk = trades["shares"] * (trades["entry"] - trades["stop_loss"])
+    initial_risk = trades["shares"] * (trades["entry"] - trades["stop_loss"]).abs()
     r_multiples = trades["pnl"] / initial_risk.where(initial_risk > 0)
     still_open = (closed_on.isna() | (closed_on > days[-1])) & (positions["opened_on"] <= days[-1])
     benchmark = buy_and_hold_curve(prices, curve["session_date"], tickers)
@@ -262,6 +267,10 @@ def backtest_report(
         average_r=float(r_multiples.mean()) if len(trades) else nan,
         profit_factor=profit_factor(trades["pnl"]),
         total_pnl=float(trades["pnl"].sum()),
+        gross_pnl=float(trades["gross_pnl"].sum()) if "gross_pnl" in trades else float(trades["pnl"].sum()),
+        total_costs=float((trades["entry_costs"] + trades["exit_costs"]).sum())
+        if "entry_costs" in trades
+        else 0.0,
         total_return=float(values[-1] / with_start[0] - 1.0),
         sharpe=sharpe_ratio(returns),
         sortino=sortino_ratio(returns),

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
 
 from tft_pipeline.portfolio import (
@@ -23,13 +22,12 @@ from tft_pipeline.portfolio import (
     PaperPortfolio,
     PortfolioConfig,
     SignalGate,
+    clear_exits,
     run_paper_portfolio,
 )
 from tft_pipeline.tables import conform, empty_frame
 
 BOOK_COLUMNS: dict[str, str] = {"session_date": "datetime64[ns]", **POSITION_COLUMNS}
-# What a book row knows only once the position closed: hidden in the sessions before the close.
-_EXIT_COLUMNS = ("closed_on", "exit_price", "exit_reason", "pnl")
 
 
 @dataclass(frozen=True)
@@ -57,9 +55,8 @@ def position_book(positions: pd.DataFrame, sessions: pd.DatetimeIndex) -> pd.Dat
         grid["closed_on"].isna() | (grid["closed_on"] >= grid["session_date"])
     )
     book = grid[alive].copy()
-    still_open = book["closed_on"] > book["session_date"]
-    book.loc[still_open, ["closed_on", "exit_price", "pnl"]] = [pd.NaT, np.nan, np.nan]
-    book.loc[still_open, "exit_reason"] = None
+    # What a row knows only once the position closed is hidden in the sessions before the close.
+    clear_exits(book, book["closed_on"] > book["session_date"])
     book = book.sort_values(["session_date", "opened_on", "ticker"], kind="stable")
     return conform(book, BOOK_COLUMNS)
 

@@ -10,7 +10,8 @@ Pure, no Dagster. Sessions are processed in order. For session D:
    passed since the entry. A barrier fills at its level, or at the open when the bar gapped
    through it;
 3. accepted signals open positions at their entry (D's close) with the decision's shares: a long
-   pays for them, a short receives the proceeds and owes the shares back;
+   pays for them, a short receives the proceeds and owes the shares back; every fill, in and out,
+   pays commission and slippage (``PortfolioConfig``, basis points of the traded value);
 4. open positions are marked to D's close (the last close known, if a ticker has no bar on D) and
    D's equity row is written: equity = cash + market value (shorts count negative), peak = running
    max of equity.
@@ -35,6 +36,8 @@ from tft_pipeline.tables import conform, empty_frame
 from tft_pipeline.trading_calendar import nyse_calendar, previous_session, sessions_between
 
 STOP, TARGET, EXPIRY = "stop", "target", "expiry"
+# What a position gains when it closes: empty while it is open.
+EXIT_COLUMNS = ("closed_on", "exit_price", "exit_reason", "gross_pnl", "exit_costs", "pnl")
 LONG, SHORT = "long", "short"
 
 POSITION_COLUMNS: dict[str, str] = {
@@ -49,7 +52,10 @@ POSITION_COLUMNS: dict[str, str] = {
     "closed_on": "datetime64[ns]",  # NaT while open
     "exit_price": "float64",  # NaN while open
     "exit_reason": "object",  # "stop" | "target" | "expiry"; None while open
-    "pnl": "float64",  # shares × (exit_price − entry), the other way for a short; NaN while open
+    "gross_pnl": "float64",  # shares × (exit_price − entry), the other way for a short; NaN while open
+    "entry_costs": "float64",  # commission + slippage of the entry fill
+    "exit_costs": "float64",  # the same for the exit fill; NaN while open
+    "pnl": "float64",  # gross_pnl − entry_costs − exit_costs: after costs; NaN while open
     "risk_dollars": "float64",  # shares × |entry − stop_loss|: one R
     "confidence": "float64",
     "model": "object",
@@ -67,24 +73,48 @@ EQUITY_COLUMNS: dict[str, str] = {
 }
 
 
+def clear_exits(positions: pd.DataFrame, rows: pd.Series) -> None:
+    """Empty the exit columns of ``rows`` (in place): those positions are open again."""
+    for column in EXIT_COLUMNS:
+        positions.loc[rows, column] = None if column == "exit_reason" else np.nan
+    positions.loc[rows, "closed_on"] = pd.NaT
+
+
 class SignalGate(Protocol):
     """What the portfolio needs of ``tft_pipeline.risk.RiskManager``."""
 
     def evaluate_batch(self, signals: pd.DataFrame, portfolio: PortfolioState) -> pd.DataFrame: ...
 
 
+# Costs per side, in basis points of the traded value: a retail broker's commission and the
+# slippage of a market order in a liquid US stock. A backtest without them flatters.
+DEFAULT_COMMISSION_BPS = 1.0
+DEFAULT_SLIPPAGE_BPS = 5.0
+
+
 @dataclass(frozen=True)
 class PortfolioConfig:
-    """Starting capital and how long a position may live."""
+    """Starting capital, how long a position may live, and what each fill costs."""
 
     initial_equity: float = 100_000.0
     horizon: int = DEFAULT_RULE.horizon  # sessions after the entry, as for the labels
+    commission_bps: float = DEFAULT_COMMISSION_BPS  # per side, of the traded value
+    slippage_bps: float = DEFAULT_SLIPPAGE_BPS  # per side, charged like commission
 
     def __post_init__(self) -> None:
         if not (np.isfinite(self.initial_equity) and self.initial_equity > 0):
             raise ValueError("initial_equity must be a positive amount")
         if self.horizon < 1:
             raise ValueError("horizon must be at least one session")
+        for name in ("commission_bps", "slippage_bps"):
+            value = getattr(self, name)
+            if not (np.isfinite(value) and 0 <= value < 10_000):
+                raise ValueError(f"{name} must be between 0 and 10,000 basis points, got {value!r}")
+
+    @property
+    def cost_rate(self) -> float:
+        """The share of a fill's traded value paid in costs, per side."""
+        return (self.commission_bps + self.slippage_bps) / 10_000
 
 
 @dataclass(frozen=True)
@@ -117,8 +147,7 @@ class PaperPortfolio:
         equity = self.equity[self.equity["session_date"] < session]
         positions = self.positions[self.positions["opened_on"] < session].copy()
         reopened = positions["closed_on"] >= session
-        positions.loc[reopened, ["closed_on", "exit_price", "pnl"]] = [pd.NaT, np.nan, np.nan]
-        positions.loc[reopened, "exit_reason"] = None
+        clear_exits(positions, reopened)
         return PaperPortfolio(positions.reset_index(drop=True), equity.reset_index(drop=True))
 
     def state(self, initial_equity: float) -> PortfolioState:
@@ -234,11 +263,15 @@ def run_paper_portfolio(
             decisions.append(decided)
             accepted = decided[decided["accepted"].astype(bool) & (decided["shares"] > 0)]
 
-        open_positions, closed, cash = _close_positions(open_positions, panels, day, cash)
+        open_positions, closed, cash = _close_positions(
+            open_positions, panels, day, cash, config.cost_rate
+        )
         finished.append(closed)
         opened = _open_positions(accepted, day, config.horizon)
+        opened["entry_costs"] = opened["shares"] * opened["entry"] * config.cost_rate
         # A long pays for its shares; a short receives the proceeds and owes the shares back.
-        cash -= float((_signed_shares(opened) * opened["entry"]).sum())
+        # Either way the fill costs commission and slippage.
+        cash -= float((_signed_shares(opened) * opened["entry"]).sum() + opened["entry_costs"].sum())
         open_positions = (
             pd.concat([open_positions, opened], ignore_index=True)
             if len(opened)
@@ -280,7 +313,11 @@ def run_paper_portfolio(
 
 
 def _close_positions(
-    open_positions: pd.DataFrame, panels: _PricePanels, day: pd.Timestamp, cash: float
+    open_positions: pd.DataFrame,
+    panels: _PricePanels,
+    day: pd.Timestamp,
+    cash: float,
+    cost_rate: float,
 ) -> tuple[pd.DataFrame, pd.DataFrame, float]:
     """Positions still open after ``day``'s bar, those it closed, and the cash after the exits."""
     if open_positions.empty:
@@ -312,8 +349,10 @@ def _close_positions(
     closed["closed_on"] = day
     closed["exit_price"] = exit_price[closing]
     closed["exit_reason"] = reason[closing].astype(object)
-    closed["pnl"] = _signed_shares(closed) * (closed["exit_price"] - closed["entry"])
-    cash += float((_signed_shares(closed) * closed["exit_price"]).sum())
+    closed["exit_costs"] = closed["shares"] * closed["exit_price"] * cost_rate
+    closed["gross_pnl"] = _signed_shares(closed) * (closed["exit_price"] - closed["entry"])
+    closed["pnl"] = closed["gross_pnl"] - closed["entry_costs"] - closed["exit_costs"]
+    cash += float((_signed_shares(closed) * closed["exit_price"]).sum() - closed["exit_costs"].sum())
     return open_positions[~closing].reset_index(drop=True), closed, cash
 
 
@@ -341,6 +380,9 @@ def _open_positions(accepted: pd.DataFrame, day: pd.Timestamp, horizon: int) -> 
             "closed_on": pd.NaT,
             "exit_price": np.nan,
             "exit_reason": None,
+            "gross_pnl": np.nan,
+            "entry_costs": 0.0,
+            "exit_costs": np.nan,
             "pnl": np.nan,
             "risk_dollars": accepted["risk_dollars"].to_numpy(dtype="float64"),
             "confidence": accepted["confidence"].to_numpy(dtype="float64"),

@@ -14,6 +14,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
+from tft_pipeline.portfolio import DEFAULT_COMMISSION_BPS, DEFAULT_SLIPPAGE_BPS
 from tft_pipeline.risk import ENV_PREFIX as RISK_ENV_PREFIX
 from tft_pipeline.risk import RiskLimits
 from tft_pipeline.trading_calendar import CALENDAR_FIRST_DAY, CALENDAR_LAST_DAY
@@ -106,6 +107,15 @@ class Settings(BaseSettings):
 
     initial_equity: float = Field(
         default=100_000.0, gt=0.0, allow_inf_nan=False, alias="TFT_INITIAL_EQUITY"
+    )
+    # Per side, in basis points of the traded value (defaults: tft_pipeline.portfolio).
+    commission_bps: float = Field(
+        default=DEFAULT_COMMISSION_BPS, ge=0.0, lt=10_000.0, allow_inf_nan=False,
+        alias="TFT_COMMISSION_BPS",
+    )
+    slippage_bps: float = Field(
+        default=DEFAULT_SLIPPAGE_BPS, ge=0.0, lt=10_000.0, allow_inf_nan=False,
+        alias="TFT_SLIPPAGE_BPS",
     )
     risk_limits: RiskLimits = Field(default_factory=RiskLimits, alias=RISK_LIMITS_ALIAS)
 

@@ -197,6 +197,8 @@ def made_report(**changes) -> BacktestReport:
         "average_r": 0.666666,
         "profit_factor": 2.345678,
         "total_pnl": 1234.5678,
+        "gross_pnl": 1300.1234,
+        "total_costs": 65.5556,
         "total_return": 0.0123456,
         "sharpe": 1.23456,
         "sortino": float("nan"),
@@ -222,6 +224,8 @@ def test_people_read_percentages_ratios_and_money_rounded():
         "average_r": 0.67,
         "profit_factor": 2.35,
         "total_pnl": 1234.57,
+        "gross_pnl": 1300.12,
+        "total_costs": 65.56,
         "total_return_pct": 1.23,
         "sharpe": 1.23,
         "sortino": "n/a",
@@ -247,7 +251,7 @@ def test_machines_keep_full_precision():
     assert math.isnan(values["sortino"])
 
 
-NO_TRADE_FIGURES = ("hit_rate_pct", "average_r", "profit_factor", "total_pnl")
+NO_TRADE_FIGURES = ("hit_rate_pct", "average_r", "profit_factor", "total_pnl", "gross_pnl", "total_costs")
 
 
 @pytest.mark.parametrize(

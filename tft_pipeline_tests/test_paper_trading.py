@@ -59,7 +59,8 @@ def test_the_ledger_is_the_latest_book_row_of_each_position():
     positions = latest_positions(booked(DAYS).book)
     assert positions["ticker"].tolist() == ["AAA", "BBB"]
     assert positions.loc[0, "exit_reason"] == "target" and pd.isna(positions.loc[1, "closed_on"])
-    assert positions.loc[0, "pnl"] == pytest.approx(positions.loc[0, "shares"] * 10.0)
+    assert positions.loc[0, "gross_pnl"] == pytest.approx(positions.loc[0, "shares"] * 10.0)
+    assert positions.loc[0, "pnl"] < positions.loc[0, "gross_pnl"]  # after costs
 
 
 def test_re_running_a_session_starts_from_the_book_before_it_not_from_its_own_old_rows():

@@ -56,8 +56,12 @@ def signal(ticker="AAA", session=D0, entry=100.0, atr=5.0, confidence=0.8) -> pd
     return signal_frame(rows, np.array([confidence]), "test_model", "v1", BarrierRule())
 
 
-def run(signals, prices, sessions=SESSIONS[:15], previous=None, risk=None):
-    return run_paper_portfolio(signals, prices, sessions, risk or RiskManager(), previous)
+# Exact arithmetic in the tests of exits and identities; costs have tests of their own.
+FRICTIONLESS = PortfolioConfig(commission_bps=0.0, slippage_bps=0.0)
+
+
+def run(signals, prices, sessions=SESSIONS[:15], previous=None, risk=None, config=FRICTIONLESS):
+    return run_paper_portfolio(signals, prices, sessions, risk or RiskManager(), previous, config)
 
 
 def only_position(result: PaperPortfolio) -> pd.Series:
@@ -292,10 +296,17 @@ def test_equity_is_cash_plus_positions_marked_to_the_close_with_a_running_peak()
         assert row.open_positions == len(held) <= 5
         marked = (held.shares * closes.loc[[(day, t) for t in held.ticker]].to_numpy()).sum()
         assert row.market_value == pytest.approx(marked)
-        realized = positions.loc[positions.closed_on <= day, "pnl"].sum()
-        assert row.cash == pytest.approx(100_000 + realized - (held.shares * held.entry).sum())
+        realized = positions.loc[positions.closed_on <= day, "pnl"].sum()  # after costs
+        paid_in = (held.shares * held.entry + held.entry_costs).sum()
+        assert row.cash == pytest.approx(100_000 + realized - paid_in)
     closed = positions.dropna(subset=["closed_on"])
-    np.testing.assert_allclose(closed.pnl, closed.shares * (closed.exit_price - closed.entry))
+    np.testing.assert_allclose(closed.gross_pnl, closed.shares * (closed.exit_price - closed.entry))
+    # Costs are charged on both fills at the default rates (1 bp commission + 5 bp slippage a side).
+    rate = PortfolioConfig().cost_rate
+    assert rate == pytest.approx(0.0006)
+    np.testing.assert_allclose(closed.entry_costs, closed.shares * closed.entry * rate)
+    np.testing.assert_allclose(closed.exit_costs, closed.shares * closed.exit_price * rate)
+    np.testing.assert_allclose(closed.pnl, closed.gross_pnl - closed.entry_costs - closed.exit_costs)
     assert (closed.closed_on > closed.opened_on).all() and (
         closed.closed_on <= closed.expires_on
     ).all()
@@ -359,7 +370,28 @@ def test_initial_equity_is_configurable():
         flat_prices(),
         SESSIONS[:2],
         RiskManager(),
-        config=PortfolioConfig(initial_equity=50_000),
+        config=PortfolioConfig(initial_equity=50_000, commission_bps=0.0, slippage_bps=0.0),
     )
     assert only_position(result).shares == 100  # 20 % of 50,000 at 100
     assert result.equity.equity.tolist() == [50_000, 50_000]
+
+
+def test_a_round_trip_pays_commission_and_slippage_on_both_fills():
+    prices = set_bar(flat_prices(), "AAA", SESSIONS[2], high=111.0, close=109.0)
+    config = PortfolioConfig(commission_bps=1.0, slippage_bps=5.0)
+    result = run(signal(), prices, config=config)
+    position = only_position(result)
+    assert position.gross_pnl == pytest.approx(200 * 10.0)
+    assert position.entry_costs == pytest.approx(200 * 100.0 * 0.0006)  # 12.00
+    assert position.exit_costs == pytest.approx(200 * 110.0 * 0.0006)  # 13.20
+    assert position.pnl == pytest.approx(2_000.0 - 12.0 - 13.2)
+    # The equity curve is net: the entry's costs on day 0, the exit's on the day it closed.
+    assert result.equity.equity.iloc[0] == pytest.approx(100_000 - 12.0)
+    assert result.equity.equity.iloc[-1] == pytest.approx(100_000 + position.pnl)
+
+
+def test_costs_must_be_sane():
+    with pytest.raises(ValueError, match="commission_bps"):
+        PortfolioConfig(commission_bps=-1.0)
+    with pytest.raises(ValueError, match="slippage_bps"):
+        PortfolioConfig(slippage_bps=float("nan"))

@@ -91,9 +91,15 @@ def test_positions_follow_accepted_signals_and_close_by_rule(traded):
     closed = positions[positions["closed_on"].notna()]
     assert set(closed["exit_reason"]) <= {"stop", "target", "expiry"}
     assert (pd.to_datetime(closed["closed_on"]) > pd.to_datetime(closed["opened_on"])).all()
-    np.testing.assert_allclose(closed["pnl"], closed["shares"] * (closed["exit_price"] - closed["entry"]))
+    np.testing.assert_allclose(closed["gross_pnl"], closed["shares"] * (closed["exit_price"] - closed["entry"]))
+    # Net of the default costs, 1 bp commission + 5 bp slippage on each fill.
+    costs = (closed["shares"] * (closed["entry"] + closed["exit_price"]) * 0.0006)
+    np.testing.assert_allclose(closed["pnl"], closed["gross_pnl"] - costs)
     report = traded.table("portfolio.backtest_report").iloc[0]
     assert report["trades"] == len(closed[pd.to_datetime(closed["closed_on"]) <= pd.Timestamp(LAST)])
+    # The report shows both: gross, and net of the costs every fill paid.
+    assert report["total_pnl"] == pytest.approx(report["gross_pnl"] - report["total_costs"])
+    assert report["total_costs"] > 0
 
 
 def test_daily_runs_after_a_backfill_give_the_same_tables(traded, tmp_path):

@@ -225,7 +225,11 @@ def read_previous_state(store, first: pd.Timestamp):
 
 def _risk_assets(partitions: PartitionsDefinition, settings: Settings) -> AssetsDefinition:
     limits = settings.risk_limits
-    portfolio_config = PortfolioConfig(initial_equity=settings.initial_equity)
+    portfolio_config = PortfolioConfig(
+        initial_equity=settings.initial_equity,
+        commission_bps=settings.commission_bps,
+        slippage_bps=settings.slippage_bps,
+    )
 
     @multi_asset(
         ins={"trading_signals": AssetIn(key=TRADING_SIGNALS)},
