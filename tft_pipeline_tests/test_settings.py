@@ -261,3 +261,16 @@ def test_world_readable_env_file_is_warned_about(tmp_path):
     assert "chmod 600" in env_file_permissions_warning(env_file)
     os.chmod(env_file, stat.S_IRUSR | stat.S_IWUSR)
     assert env_file_permissions_warning(env_file) is None
+
+
+def test_costs_default_to_the_portfolios_and_refuse_nonsense():
+    from tft_pipeline.portfolio import PortfolioConfig
+
+    settings = load_settings(None)
+    assert (settings.commission_bps, settings.slippage_bps) == (
+        PortfolioConfig().commission_bps, PortfolioConfig().slippage_bps,
+    ) == (1.0, 5.0)
+    assert load_settings(None, TFT_SLIPPAGE_BPS="2.5").slippage_bps == 2.5
+    for variable, value in (("TFT_COMMISSION_BPS", "-1"), ("TFT_SLIPPAGE_BPS", "inf")):
+        with pytest.raises(SettingsError, match=variable):
+            load_settings(None, **{variable: value})
