@@ -201,3 +201,5 @@ def test_a_backtest_without_trades_says_why_instead_of_blank_cells(ten_sessions)
     assert metadata["trades"].value == 0
     assert metadata["why_no_trades"].value.startswith(f"No trade was opened in {FIRST}..{LAST}")
     assert "hit_rate_pct" not in metadata and "profit_factor" not in metadata
+    # Ten sessions give the walk-forward nothing to train on yet, and the report says so.
+    assert metadata["sessions_with_signals"].value.startswith("0 of 9 ")

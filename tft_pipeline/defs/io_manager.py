@@ -15,10 +15,13 @@ from dagster import (
     InputContext,
     MetadataValue,
     OutputContext,
+    PartitionsDefinition,
     TableColumn,
     TableSchema,
+    asset,
 )
 
+from tft_pipeline.defs.constants import SINGLE_RUN, WAREHOUSE_POOL
 from tft_pipeline.warehouse import PARTITION_COLUMN, Warehouse
 
 
@@ -49,6 +52,30 @@ def warehouse_out(
         is_required=False,
         kinds={"python", "duckdb", *kinds},
         description=description,
+    )
+
+
+def warehouse_asset(
+    key: list[str],
+    *,
+    group_name: str,
+    description: str,
+    partitions: PartitionsDefinition | None = None,
+    kinds: frozenset[str] = frozenset(),
+    **asset_arguments,
+):
+    """``@asset`` for a warehouse table: stored by this IO manager, in the warehouse pool, and
+    backfilled as one run per range (unpartitioned ones too: CLI range runs need the policy)."""
+    return asset(
+        key=key,
+        group_name=group_name,
+        partitions_def=partitions,
+        backfill_policy=SINGLE_RUN,
+        pool=WAREHOUSE_POOL,
+        io_manager_key=WAREHOUSE_IO_MANAGER_KEY,
+        kinds={"python", "duckdb", *kinds},
+        description=description,
+        **asset_arguments,
     )
 
 
@@ -105,4 +132,4 @@ class WarehouseIOManager(ConfigurableIOManager):
         return warehouse.read_table(table)
 
 
-__all__ = ["PARTITION_COLUMN", "WAREHOUSE_IO_MANAGER_KEY", "WarehouseIOManager", "table_name", "warehouse_out"]
+__all__ = ["PARTITION_COLUMN", "WAREHOUSE_IO_MANAGER_KEY", "WarehouseIOManager", "table_name", "warehouse_asset", "warehouse_out"]

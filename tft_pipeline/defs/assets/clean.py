@@ -16,12 +16,12 @@ from dagster import (
     MetadataValue,
     Output,
     PartitionsDefinition,
-    asset,
 )
 from dagster_pandera import pandera_schema_to_dagster_type
 
 from tft_pipeline import validation
-from tft_pipeline.defs.constants import CLEAN_GROUP, SINGLE_RUN, WAREHOUSE_POOL
+from tft_pipeline.defs.constants import CLEAN_GROUP
+from tft_pipeline.defs.io_manager import warehouse_asset
 from tft_pipeline.defs.metadata import counts_table, describe_each_session, preview
 from tft_pipeline.tables import conform
 
@@ -85,16 +85,13 @@ def _clean_asset(
     description: str,
     partitions: PartitionsDefinition,
 ) -> AssetsDefinition:
-    @asset(
+    @warehouse_asset(
         key=["clean", name],
         ins={"raw": AssetIn(key=raw_key)},
         dagster_type=pandera_schema_to_dagster_type(schema),
         group_name=CLEAN_GROUP,
-        partitions_def=partitions,
-        backfill_policy=SINGLE_RUN,
-        pool=WAREHOUSE_POOL,
-        io_manager_key="warehouse_io_manager",
-        kinds={"python", "duckdb", "pandera"},
+        partitions=partitions,
+        kinds=frozenset({"pandera"}),
         description=description,
     )
     def clean_asset(context: AssetExecutionContext, raw: pd.DataFrame) -> Output:
@@ -112,16 +109,13 @@ RAW_TABLES = {
 
 
 def _rejected_rows_asset(partitions: PartitionsDefinition) -> AssetsDefinition:
-    @asset(
+    @warehouse_asset(
         key=["clean", "rejected_rows"],
         ins={name: AssetIn(key=key) for name, key in RAW_TABLES.items()},
         dagster_type=pandera_schema_to_dagster_type(validation.RejectedRows),
         group_name=CLEAN_GROUP,
-        partitions_def=partitions,
-        backfill_policy=SINGLE_RUN,
-        pool=WAREHOUSE_POOL,
-        io_manager_key="warehouse_io_manager",
-        kinds={"python", "duckdb", "pandera"},
+        partitions=partitions,
+        kinds=frozenset({"pandera"}),
         description="Every rejected raw row with its source, key, readable reason and payload.",
     )
     def rejected_rows(

@@ -8,11 +8,11 @@ from dagster import (
     MetadataValue,
     Output,
     PartitionsDefinition,
-    asset,
 )
 
-from tft_pipeline.defs.constants import FEATURES_GROUP, SINGLE_RUN, WAREHOUSE_POOL
+from tft_pipeline.defs.constants import FEATURES_GROUP
 from tft_pipeline.defs.history import partition_sessions, read_history
+from tft_pipeline.defs.io_manager import warehouse_asset
 from tft_pipeline.defs.metadata import counts_table, describe_each_session, preview
 from tft_pipeline.defs.resources import UniverseResource, WarehouseResource
 from tft_pipeline.features import (
@@ -28,18 +28,14 @@ from tft_pipeline.tables import conform
 def feature_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
     """Ticker mentions and feature snapshots over ``partitions``."""
 
-    @asset(
+    @warehouse_asset(
         key=["features", "ticker_mentions"],
         ins={
             "clean_reddit_posts": AssetIn(key=["clean", "reddit_posts"]),
             "clean_reddit_comments": AssetIn(key=["clean", "reddit_comments"]),
         },
         group_name=FEATURES_GROUP,
-        partitions_def=partitions,
-        backfill_policy=SINGLE_RUN,
-        pool=WAREHOUSE_POOL,
-        io_manager_key="warehouse_io_manager",
-        kinds={"python", "duckdb"},
+        partitions=partitions,
         description="Tickers found in posts and comments (cashtags; bare symbols of the universe, "
         "ambiguous ones only as cashtags), with VADER sentiment extended by a trading lexicon.",
     )
@@ -71,15 +67,11 @@ def feature_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
         return Output(mentions, metadata=describe_each_session(context, mentions, describe))
 
 
-    @asset(
+    @warehouse_asset(
         key=["features", "feature_snapshots"],
         deps=[["clean", "price_history"], ["features", "ticker_mentions"]],
         group_name=FEATURES_GROUP,
-        partitions_def=partitions,
-        backfill_policy=SINGLE_RUN,
-        pool=WAREHOUSE_POOL,
-        io_manager_key="warehouse_io_manager",
-        kinds={"python", "duckdb"},
+        partitions=partitions,
         description=f"One row per (ticker, session): mentions, sentiment, mention momentum and price "
         f"technicals, built only from data known at that session's close (reads {LOOKBACK_SESSIONS} "
         "sessions of history from the warehouse).",

@@ -12,7 +12,6 @@ from dagster import (
     MetadataValue,
     Output,
     PartitionsDefinition,
-    asset,
     multi_asset,
 )
 
@@ -23,7 +22,7 @@ from tft_pipeline.defs.constants import (
     WAREHOUSE_POOL,
 )
 from tft_pipeline.defs.history import partition_sessions
-from tft_pipeline.defs.io_manager import warehouse_out
+from tft_pipeline.defs.io_manager import warehouse_asset, warehouse_out
 from tft_pipeline.defs.metadata import counts_table, describe_each_session, preview
 from tft_pipeline.defs.resources import PriceSourceResource, RedditSourceResource, UniverseResource
 from tft_pipeline.sources.base import RedditFetch
@@ -120,15 +119,11 @@ def _reddit_fetch_metadata(fetch: RedditFetch) -> dict:
 def _raw_reddit_asset(kind: str, columns: dict[str, str], partitions: PartitionsDefinition):
     """``raw/reddit_<kind>``: the source's ``fetch_<kind>`` over the run's Reddit windows."""
 
-    @asset(
+    @warehouse_asset(
         key=["raw", f"reddit_{kind}"],
         group_name=INGEST_GROUP,
-        partitions_def=partitions,
-        backfill_policy=SINGLE_RUN,
+        partitions=partitions,
         retry_policy=SCRAPER_RETRY_POLICY,
-        pool=WAREHOUSE_POOL,
-        io_manager_key="warehouse_io_manager",
-        kinds={"python", "duckdb"},
         description=f"Reddit {kind} as fetched, each in the session whose window contains it.",
     )
     def raw_reddit_asset(context: AssetExecutionContext, reddit: RedditSourceResource) -> Output:

@@ -1,11 +1,12 @@
 """Portfolio assets: the paper positions ledger and the backtest report over everything materialized."""
 
 import pandas as pd
-from dagster import AssetExecutionContext, AssetsDefinition, MetadataValue, Output, asset
+from dagster import AssetExecutionContext, AssetsDefinition, MetadataValue, Output
 
 from tft_pipeline.backtest import backtest_report as compute_backtest_report
 from tft_pipeline.backtest import buy_and_hold_curve, equity_plot_png
-from tft_pipeline.defs.constants import PORTFOLIO_GROUP, SINGLE_RUN, WAREHOUSE_POOL
+from tft_pipeline.defs.constants import PORTFOLIO_GROUP
+from tft_pipeline.defs.io_manager import warehouse_asset
 from tft_pipeline.defs.metadata import png, preview
 from tft_pipeline.defs.resources import WarehouseResource
 from tft_pipeline.paper_trading import BOOK_COLUMNS, latest_positions
@@ -22,15 +23,10 @@ def portfolio_assets(settings: Settings) -> list[AssetsDefinition]:
     """The ledger of every paper position and the backtest report (both span all sessions)."""
     initial_equity = settings.initial_equity
 
-    @asset(
+    @warehouse_asset(
         key=["portfolio", "positions"],
         deps=[["portfolio", "position_book"]],
         group_name=PORTFOLIO_GROUP,
-        # Unpartitioned, but every asset of the chain needs the policy for CLI range runs.
-        backfill_policy=SINGLE_RUN,
-        pool=WAREHOUSE_POOL,
-        io_manager_key="warehouse_io_manager",
-        kinds={"python", "duckdb"},
         description="One row per paper position, opened from accepted signals and closed at stop, "
         "target or expiry (closed_on null while open): each position as the latest session's book "
         "shows it. Nothing is replayed: the risk step booked every session.",
@@ -52,15 +48,10 @@ def portfolio_assets(settings: Settings) -> list[AssetsDefinition]:
             },
         )
 
-    @asset(
+    @warehouse_asset(
         key=["portfolio", "backtest_report"],
         deps=[["portfolio", "positions"], ["portfolio", "equity"], ["clean", "price_history"]],
         group_name=PORTFOLIO_GROUP,
-        # Unpartitioned, but every asset of the chain needs the policy for CLI range runs.
-        backfill_policy=SINGLE_RUN,
-        pool=WAREHOUSE_POOL,
-        io_manager_key="warehouse_io_manager",
-        kinds={"python", "duckdb"},
         description="Hit rate, average R, profit factor, Sharpe, Sortino, max drawdown, exposure "
         "and trades over the materialized sessions, against equal-weight buy-and-hold; with an "
         "equity and drawdown plot.",
@@ -73,9 +64,11 @@ def portfolio_assets(settings: Settings) -> list[AssetsDefinition]:
         prices = store.read_sessions("clean.price_history", first, last) if len(equity) else pd.DataFrame()
         report = compute_backtest_report(equity, ledger_positions, prices, initial_equity=initial_equity)
         decisions = (
-            store.read_sessions("signals.risk_decisions", first, last, columns=["accepted", "reasons"])
+            store.read_sessions(
+                "signals.risk_decisions", first, last, columns=["session_date", "accepted", "reasons"]
+            )
             if len(equity) and store.table_exists("signals.risk_decisions")
-            else pd.DataFrame({"accepted": [], "reasons": []})
+            else pd.DataFrame({"session_date": [], "accepted": [], "reasons": []})
         )
         rejected = decisions.loc[~decisions["accepted"].astype(bool), "reasons"]
         reasons = rejected.str.split(";").explode().value_counts()
@@ -95,15 +88,7 @@ def portfolio_assets(settings: Settings) -> list[AssetsDefinition]:
             for key, value in people.items()
         }
         metadata["initial_equity"] = MetadataValue.float(float(initial_equity))
-        scored = (
-            store.query(
-                "SELECT count(DISTINCT session_date) AS n FROM signals.risk_decisions "
-                "WHERE session_date BETWEEN ?::DATE AND ?::DATE",
-                [first.date(), last.date()],
-            )["n"].iloc[0]
-            if len(equity) and store.table_exists("signals.risk_decisions")
-            else 0
-        )
+        scored = decisions["session_date"].nunique()
         # Signals exist only once the walk-forward has a model: say how much of the range that is.
         metadata["sessions_with_signals"] = MetadataValue.text(
             f"{int(scored)} of {len(equity)} (the model scores a session only once earlier "
