@@ -12,6 +12,7 @@ from tft_pipeline.defs.assets.features import feature_assets
 from tft_pipeline.defs.assets.ingest import ingest_assets
 from tft_pipeline.defs.assets.portfolio import portfolio_assets
 from tft_pipeline.defs.assets.signals import signal_assets
+from tft_pipeline.defs.assets.trading import trading_assets
 from tft_pipeline.defs.checks import (
     latest_closed_session_loaded,
     warehouse_freshness_job,
@@ -82,7 +83,8 @@ def build_definitions(settings: Settings) -> Definitions:
             *ingest_assets(sessions),
             *clean_assets(sessions),
             *feature_assets(sessions),
-            *signal_assets(sessions, settings),
+            *signal_assets(sessions),
+            *trading_assets(sessions, settings),
             *portfolio_assets(settings),
             *export_assets(sessions),
         ],
