@@ -24,6 +24,7 @@ from tft_pipeline.features import (
     score_sentiment,
 )
 from tft_pipeline.features import sentiment as sentiment_module
+from tft_pipeline.features.catalysts import catalyst_direction
 from tft_pipeline.tables import empty_frame
 from tft_pipeline.trading_calendar import sessions_between
 
@@ -131,6 +132,7 @@ def mention_rows(*rows: dict) -> pd.DataFrame:
                 "score": row.get("score", 0),
                 "mention_kind": "cashtag",
                 "sentiment": row.get("sentiment", 0.0),
+                "catalyst": row.get("catalyst", 0),
             }
         )
     if not records:
@@ -419,6 +421,61 @@ def test_mentions_count_distinct_authors_and_unknown_authors_per_source():
     snapshot = snapshot_on(mentions, FLAT_PRICES)
     assert snapshot["mentions"].to_dict() == {"AAPL": 1, "NVDA": 5, "TSLA": 0}
     assert snapshot["mentions"].dtype == "int64"
+
+
+@pytest.mark.parametrize(
+    ("text", "direction"),
+    [
+        ("$MRNA gets FDA approval for its flu shot", 1),
+        ("NVDA wins $2B contract with the Pentagon", 1),
+        ("AAPL announces a $90B buyback", 1),
+        ("TSLA beats and raises, guidance raised for the year", 1),
+        ("GME files for a secondary offering, dilution incoming", -1),
+        ("MSFT cuts guidance after a weak quarter", -1),
+        ("SEC probe into the company's accounting", -1),
+        ("FDA rejects the drug, complete response letter", -1),
+        ("NVDA to the moon, calls printing", 0),  # a mood, not news
+        ("The buyback is done but they also announced a secondary offering", 0),  # mixed
+    ],
+)
+def test_catalyst_vocabulary_reads_the_direction_of_the_news(text, direction):
+    assert catalyst_direction(pd.Series([text])).iloc[0] == direction
+
+
+def test_mention_rows_carry_the_catalyst_direction_of_their_source():
+    comments = make_comments(
+        {"body": "$NVDA wins a contract with the DoD"},
+        {"body": "$AAPL guidance cut, ugly"},
+        {"body": "$TSLA looks fine"},
+    )
+    found = extract_ticker_mentions(NO_POSTS, comments, UNIVERSE).set_index("ticker")
+    assert found["catalyst"].to_dict() == {"AAPL": -1, "NVDA": 1, "TSLA": 0}
+    assert found["catalyst"].dtype == "int8"
+
+
+def test_catalyst_counts_are_distinct_authors_of_the_session_only():
+    mentions = mention_rows(
+        {"ticker": "NVDA", "author": "alice", "catalyst": 1},
+        {"ticker": "NVDA", "author": "alice", "catalyst": 1},  # the same author again
+        {"ticker": "NVDA", "author": "bob", "catalyst": 1},
+        {"ticker": "NVDA", "author": "carol", "catalyst": -1},
+        {"ticker": "NVDA", "author": "dave", "catalyst": 0},
+        {"ticker": "AAPL", "author": "erin", "catalyst": -1},
+        {"ticker": "TSLA", "author": "fay", "catalyst": 1, "session": SESSIONS[299]},  # before
+        {"ticker": "TSLA", "author": "gus", "catalyst": 1, "session": SESSIONS[301]},  # after
+    )
+    snapshot = snapshot_on(mentions, FLAT_PRICES)
+    assert snapshot["catalyst_bullish"].to_dict() == {"AAPL": 0, "NVDA": 2, "TSLA": 0}
+    assert snapshot["catalyst_bearish"].to_dict() == {"AAPL": 1, "NVDA": 1, "TSLA": 0}
+    earlier = snapshot_on(mentions, FLAT_PRICES, session=SESSIONS[299])
+    assert earlier.loc["TSLA", "catalyst_bullish"] == 1  # its own window, not the later one
+
+
+def test_mentions_written_before_the_catalyst_column_count_no_catalysts():
+    mentions = mention_rows({"ticker": "NVDA", "author": "alice"}).drop(columns="catalyst")
+    snapshot = snapshot_on(mentions, FLAT_PRICES)
+    assert snapshot.loc["NVDA", "mentions"] == 1
+    assert snapshot.loc["NVDA", "catalyst_bullish"] == 0
 
 
 def test_mention_sentiment_is_the_score_weighted_mean():

@@ -24,12 +24,14 @@ from tft_pipeline.model import (
     WalkForwardConfig,
     add_history_inputs,
     edge_recovery_report,
+    model_inputs,
     retrain_session,
     score_sessions,
     train_model,
     triple_barrier_labels,
     walk_forward,
 )
+from tft_pipeline.model.calibration import brier_skill, has_skill, reliability_table
 from tft_pipeline.model.synthetic import synthetic_market
 from tft_pipeline.trading_calendar import sessions_between
 
@@ -58,12 +60,44 @@ def path(highs, lows, closes=None, opens=None, ticker="AAA", entry=100.0, atr=5.
     return entries, prices
 
 
-def only_label(highs, lows, **kwargs) -> pd.Series:
+# The hand-made paths below enter at D's close (a market-on-close order); the default rule fills at
+# D+1's open, tested on its own after them.
+AT_CLOSE = BarrierRule(entry_at="close")
+
+
+def only_label(highs, lows, rule=AT_CLOSE, **kwargs) -> pd.Series:
     entries, prices = path(highs, lows, **kwargs)
-    return triple_barrier_labels(entries, prices).iloc[0]
+    return triple_barrier_labels(entries, prices, rule).iloc[0]
 
 
 # --- labels on hand-made price paths --------------------------------------------------------------
+
+
+def test_by_default_the_trade_fills_at_the_next_open_and_its_barriers_move_with_the_fill():
+    # D closes at 100 (ATR 5) and D+1 gaps up to 104: the fill is 104, stop 99, target 114.
+    row = only_label(
+        highs=[106, 110, 115], lows=[103, 102, 109], opens=[104, 105, 110], rule=BarrierRule()
+    )
+    assert row.entry == 104.0 and row.stop == 99.0 and row.target == 114.0
+    assert row.barrier == "target" and row.label == 1.0 and row.label_known_on == SESSIONS[3]
+    assert row.exit_r == pytest.approx(2.0)
+
+
+def test_a_next_open_fill_can_be_stopped_on_its_own_first_bar():
+    row = only_label(highs=[101], lows=[93], opens=[99], rule=BarrierRule())
+    assert row.entry == 99.0 and row.barrier == "stop" and row.exit_price == 94.0
+    assert row.label_known_on == SESSIONS[1]
+
+
+def test_no_bar_after_the_signal_means_no_fill_and_no_label_yet():
+    entries, prices = path(highs=[], lows=[])
+    row = triple_barrier_labels(entries, prices, BarrierRule()).iloc[0]
+    assert np.isnan(row.entry) and np.isnan(row.label) and row.barrier is None
+
+
+def test_an_unknown_entry_timing_is_refused():
+    with pytest.raises(ValueError, match="entry_at"):
+        BarrierRule(entry_at="vwap")
 
 
 def test_target_touched_first_is_a_win_known_on_the_touch():
@@ -134,13 +168,17 @@ def test_labels_are_computed_per_ticker_on_its_own_bars():
     labels = triple_barrier_labels(
         pd.concat([entries_b, entries_a], ignore_index=True),
         pd.concat([prices_a, prices_b], ignore_index=True),
+        AT_CLOSE,
     )
     assert labels.ticker.tolist() == ["BBB", "AAA"]  # entry order kept
     assert labels.barrier.tolist() == ["stop", "target"]
 
 
-def reference_label(entry, atr, bars, rule):
+def reference_label(close, atr, bars, rule):
     """A plain loop over the bars: the rule as one would write it by hand."""
+    if rule.entry_at == "next_open" and not bars:
+        return None, np.nan, None
+    entry = bars[0][0] if rule.entry_at == "next_open" else close
     stop, target = entry - rule.stop_atr * atr, entry + rule.target_atr * atr
     for step, (open_, high, low, _close) in enumerate(bars[: rule.horizon], start=1):
         if low <= stop:
@@ -173,7 +211,12 @@ def random_paths(draw):
 
 
 @settings(max_examples=80, deadline=None)
-@given(random_paths(), st.sampled_from([BarrierRule(), BarrierRule(1.5, 1.0, 5)]))
+@given(
+    random_paths(),
+    st.sampled_from(
+        [BarrierRule(), BarrierRule(1.5, 1.0, 5), AT_CLOSE, BarrierRule(1.5, 1.0, 5, "close")]
+    ),
+)
 def test_vectorized_labels_match_a_bar_by_bar_reference(case, rule):
     atr, bars = case
     prices = pd.DataFrame(
@@ -430,3 +473,64 @@ def test_any_signal_model_plugs_into_walk_forward():
         list(zip(signals.ticker, signals.session_date, strict=True)), "mention_sentiment"
     ]
     np.testing.assert_allclose(signals.confidence, np.clip(0.3 + 0.25 * sentiment.to_numpy(), 0, 1))
+
+
+# --- catalyst inputs -------------------------------------------------------------------------
+
+
+def catalyst_rows(bullish, bearish=None) -> pd.DataFrame:
+    bearish = [0] * len(bullish) if bearish is None else bearish
+    return sentiment_rows([0.0] * len(bullish)).assign(
+        catalyst_bullish=bullish, catalyst_bearish=bearish
+    )
+
+
+def test_catalyst_net_is_today_and_catalyst_recent_the_decayed_sessions_before():
+    frame = add_history_inputs(catalyst_rows([0, 3, 0, 0, 0], [0, 0, 0, 1, 0]))
+    inputs = model_inputs(frame, ("catalyst_net", "catalyst_recent"))
+    news = np.log1p(3.0)
+    assert inputs.catalyst_net.tolist() == pytest.approx([0, news, 0, -np.log1p(1.0), 0])
+    # The news of session 1 is not in session 1's recent sum (that is catalyst_net's job) and
+    # fades by CATALYST_DECAY per session after it; nothing before the news.
+    assert inputs.catalyst_recent.tolist() == pytest.approx(
+        [0, 0, news, 0.8 * news, 0.8**2 * news - np.log1p(1.0)]
+    )
+
+
+def test_snapshots_without_catalyst_columns_read_as_no_catalyst():
+    inputs = model_inputs(sentiment_rows([0.1, 0.2]), ("catalyst_net", "catalyst_recent"))
+    assert (inputs.to_numpy() == 0.0).all()
+
+
+# --- calibration and skill ------------------------------------------------------------------
+
+
+def test_the_reliability_table_sets_each_bands_confidence_beside_its_hit_rate():
+    confidence = np.array([0.05, 0.15, 0.12, 0.75, 0.78, 0.72, 1.0, np.nan])
+    outcome = np.array([0, 0, 1, 1, 1, 0, 1, 1])
+    table = reliability_table(confidence, outcome).set_index("band")
+    assert table.index.tolist() == ["0.0-0.1", "0.1-0.2", "0.7-0.8", "0.9-1.0"]
+    assert table["count"].tolist() == [1, 2, 3, 1]  # the NaN confidence is left out
+    assert table.loc["0.7-0.8", "hit_rate"] == pytest.approx(2 / 3)
+    assert table.loc["0.7-0.8", "mean_confidence"] == pytest.approx(0.75)
+
+
+def test_brier_skill_is_positive_only_for_a_forecast_better_than_the_base_rate():
+    outcome = np.array([1, 0, 0, 1, 0, 0, 0, 1])
+    assert brier_skill(outcome.astype(float), outcome, 0.375) == pytest.approx(1.0)
+    assert brier_skill(np.full(8, 0.375), outcome, 0.375) == pytest.approx(0.0)
+    assert brier_skill(1.0 - outcome, outcome, 0.375) < 0
+    assert not has_skill(0.6, 0.0) and not has_skill(0.5, 0.1) and not has_skill(np.nan, 0.1)
+    assert has_skill(0.55, 0.01)
+
+
+def test_a_model_version_reports_its_holdout_reliability_and_brier_skill():
+    m = market(edge=0.006)
+    labels = triple_barrier_labels(m.snapshots, m.prices)
+    trained = train_model(m.snapshots, labels, scored_sessions(m)[60], config=CONFIG)
+    table = trained.metrics.reliability_frame()
+    assert table["count"].sum() == trained.metrics.n_holdout
+    assert np.isfinite(trained.metrics.brier_skill)
+    signals = trained.signals(m.snapshots, [scored_sessions(m)[60]])
+    assert (signals["model_auc"] == trained.metrics.auc).all()
+    assert (signals["model_brier_skill"] == trained.metrics.brier_skill).all()

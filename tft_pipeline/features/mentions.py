@@ -16,6 +16,7 @@ from collections.abc import Collection, Sequence
 import numpy as np
 import pandas as pd
 
+from tft_pipeline.features.catalysts import catalyst_direction
 from tft_pipeline.features.sentiment import score_sentiment
 from tft_pipeline.tables import empty_frame
 
@@ -29,6 +30,9 @@ TICKER_MENTION_COLUMNS: dict[str, str] = {
     "score": "int64",
     "mention_kind": "object",  # "cashtag" | "symbol"
     "sentiment": "float64",  # VADER compound of the source's text, trading lexicon included
+    # +1 / -1 when the source's text uses bullish / bearish catalyst vocabulary (FDA approval,
+    # buyback, guidance cut, offering...), else 0: see tft_pipeline.features.catalysts.
+    "catalyst": "int8",
 }
 
 # Words that look like tickers but in upper case usually are not one. A symbol on this list (or any
@@ -160,11 +164,14 @@ def extract_ticker_mentions(
     if found.empty:
         return empty_frame(TICKER_MENTION_COLUMNS)
     mentioned_rows = found["row"].to_numpy()
-    sentiment_by_row = score_sentiment(sources["text"].iloc[np.unique(mentioned_rows)])
+    mentioned_texts = sources["text"].iloc[np.unique(mentioned_rows)]
+    sentiment_by_row = score_sentiment(mentioned_texts)
+    catalyst_by_row = catalyst_direction(mentioned_texts)
     mentions = sources.drop(columns="text").iloc[mentioned_rows].reset_index(drop=True)
     mentions["ticker"] = found["ticker"].to_numpy()
     mentions["mention_kind"] = found["mention_kind"].to_numpy()
     mentions["sentiment"] = sentiment_by_row.reindex(mentioned_rows).to_numpy()
+    mentions["catalyst"] = catalyst_by_row.reindex(mentioned_rows).to_numpy(dtype="int8")
     mentions["author"] = mentions["author"].where(mentions["author"].notna(), None)
     mentions["score"] = pd.to_numeric(mentions["score"]).fillna(0).astype("int64")
     mentions = mentions[list(TICKER_MENTION_COLUMNS)]

@@ -53,6 +53,9 @@ FEATURE_SNAPSHOT_COLUMNS: dict[str, str] = {
     "atr_14": "float64",  # Wilder ATR(14) of raw high/low/close, in price units
     "rsi_14": "float64",  # Wilder RSI(14) of adj_close, 0..100 (50 when flat)
     "volume_z": "float64",  # (volume[D] - mean) / std (ddof=1) of the 20 bars before D
+    # Distinct authors naming the ticker in D's window with bullish / bearish catalyst vocabulary.
+    "catalyst_bullish": "int64",
+    "catalyst_bearish": "int64",
 }
 
 
@@ -203,18 +206,32 @@ def _mention_grid_sessions(requested: pd.DatetimeIndex) -> pd.DatetimeIndex:
 def mention_features(
     mentions: pd.DataFrame, sessions: pd.DatetimeIndex, universe: Sequence[str]
 ) -> pd.DataFrame:
-    """``mentions``, ``mention_sentiment``, ``mention_momentum`` for every (ticker, session) of
-    ``universe`` × ``sessions`` (dense: no mention means 0 mentions and sentiment 0.0).
+    """``mentions``, ``mention_sentiment``, ``mention_momentum``, ``catalyst_bullish`` and
+    ``catalyst_bearish`` for every (ticker, session) of ``universe`` × ``sessions`` (dense: no
+    mention means 0 mentions and sentiment 0.0).
 
-    ``mentions`` counts distinct authors, so one author repeating a ticker cannot inflate it; the
-    sentiment averages every mention row (each is a separate text with its own score).
+    ``mentions`` and the catalyst counts count distinct authors, so one author repeating a ticker
+    (or spamming the same news) cannot inflate them; the sentiment averages every mention row (each
+    is a separate text with its own score). A mentions frame without a ``catalyst`` column (written
+    before the catalyst vocabulary existed) counts no catalysts.
     ``sessions`` must be NYSE sessions; mentions of the ``TRAILING_WINDOW`` sessions before the
     first one are needed for the momentum.
     """
     grid = _mention_grid_sessions(sessions)
     tickers = pd.Index(_normalized_universe(universe))
+    if "catalyst" not in mentions.columns:
+        mentions = mentions.assign(catalyst=0)
     rows = mentions[
-        ["source_id", "source_type", "ticker", "session_date", "author", "score", "sentiment"]
+        [
+            "source_id",
+            "source_type",
+            "ticker",
+            "session_date",
+            "author",
+            "score",
+            "sentiment",
+            "catalyst",
+        ]
     ]
     rows = rows[rows["ticker"].isin(tickers) & rows["session_date"].isin(grid)]
 
@@ -224,18 +241,25 @@ def mention_features(
         ~unknown_author,
         "\x00" + rows["source_type"].astype(str) + ":" + rows["source_id"].astype(str),
     )
-    distinct_authors = (
-        rows.assign(author_key=author_key)
-        .drop_duplicates(["session_date", "ticker", "author_key"])
-        .groupby(["session_date", "ticker"])
-        .size()
-    )
-    counts = (
-        distinct_authors.unstack("ticker")
-        .reindex(index=grid, columns=tickers)
-        .fillna(0)
-        .to_numpy(dtype="int64")
-    )
+    keyed = rows.assign(author_key=author_key)
+
+    def distinct_author_counts(subset: pd.DataFrame) -> np.ndarray:
+        per_key = (
+            subset.drop_duplicates(["session_date", "ticker", "author_key"])
+            .groupby(["session_date", "ticker"])
+            .size()
+        )
+        return (
+            per_key.unstack("ticker")
+            .reindex(index=grid, columns=tickers)
+            .fillna(0)
+            .to_numpy(dtype="int64")
+        )
+
+    counts = distinct_author_counts(keyed)
+    catalyst = keyed["catalyst"].fillna(0).to_numpy()
+    bullish = distinct_author_counts(keyed[catalyst > 0])
+    bearish = distinct_author_counts(keyed[catalyst < 0])
 
     weight = np.log1p(rows["score"].astype("float64").clip(lower=0.0)) + MENTION_WEIGHT_FLOOR
     weighted = (
@@ -271,6 +295,8 @@ def mention_features(
             "mentions": counts[wanted].ravel(),
             "mention_sentiment": sentiment[wanted].ravel(),
             "mention_momentum": momentum[wanted].ravel(),
+            "catalyst_bullish": bullish[wanted].ravel(),
+            "catalyst_bearish": bearish[wanted].ravel(),
         }
     )
 

@@ -2,6 +2,8 @@
 
 from tft_pipeline.model.baseline import (
     ALL_INPUTS,
+    CATALYST_INPUTS,
+    DEFAULT_INPUTS,
     HISTORY_SESSIONS,
     MENTION_INPUTS,
     GradientBoostingBaseline,
@@ -29,6 +31,8 @@ from tft_pipeline.model.walk_forward import (
 
 __all__ = [
     "ALL_INPUTS",
+    "CATALYST_INPUTS",
+    "DEFAULT_INPUTS",
     "HISTORY_SESSIONS",
     "LABEL_COLUMNS",
     "MENTION_INPUTS",

@@ -22,6 +22,8 @@ if TYPE_CHECKING:  # scikit-learn takes ~2 s to import: only training and scorin
 # Inputs derived from feature snapshots. Price-unit columns are made relative to the close so that
 # one coefficient fits a $20 and a $600 stock; mention counts are log-scaled.
 ALL_INPUTS: tuple[str, ...] = (
+    "catalyst_net",
+    "catalyst_recent",
     "sentiment_trend",
     "mention_sentiment",
     "sentiment_x_mentions",
@@ -40,7 +42,11 @@ ALL_INPUTS: tuple[str, ...] = (
 # flip between training windows): walk-forward IC against 5-session returns 0.025 with the mention
 # inputs, 0.014 with all of them; on the synthetic market they change nothing (0.124 / 0.120).
 # bench/bench_model.py measures both.
-MENTION_INPUTS: tuple[str, ...] = ALL_INPUTS[:5]
+# The catalyst inputs read news-like chatter (approvals, buybacks, guidance changes, offerings):
+# rare, but when it is there it says more than a week of moods.
+CATALYST_INPUTS: tuple[str, ...] = ALL_INPUTS[:2]
+MENTION_INPUTS: tuple[str, ...] = ALL_INPUTS[2:7]
+DEFAULT_INPUTS: tuple[str, ...] = CATALYST_INPUTS + MENTION_INPUTS
 
 # A mood lasts a few sessions while one session's chatter is a noisy read of it, so a decaying
 # average of the ticker's recent sentiment carries more of the edge than the last value alone.
@@ -48,30 +54,55 @@ MENTION_INPUTS: tuple[str, ...] = ALL_INPUTS[:5]
 # much history computes exactly what a backfill does.
 HISTORY_SESSIONS = 10
 SENTIMENT_TREND_DECAY = 0.7
+# A catalyst's drift lasts about as long as a trade (the sample market plants ten sessions):
+# yesterday's approval still matters today, last month's does not.
+CATALYST_DECAY = 0.8
+
+
+def catalyst_net(snapshots: pd.DataFrame) -> np.ndarray:
+    """log1p(bullish catalyst authors) - log1p(bearish ones): 0 without catalyst chatter (and for
+    snapshot rows written before the catalyst columns existed)."""
+    bullish = snapshots.get("catalyst_bullish", pd.Series(0, index=snapshots.index))
+    bearish = snapshots.get("catalyst_bearish", pd.Series(0, index=snapshots.index))
+    bullish = pd.to_numeric(bullish, errors="coerce").fillna(0).clip(lower=0).to_numpy("float64")
+    bearish = pd.to_numeric(bearish, errors="coerce").fillna(0).clip(lower=0).to_numpy("float64")
+    return np.log1p(bullish) - np.log1p(bearish)
 
 
 def add_history_inputs(snapshots: pd.DataFrame) -> pd.DataFrame:
-    """``snapshots`` with ``sentiment_trend``: the decay-weighted mean of each ticker's last
-    ``HISTORY_SESSIONS`` values of ``mention_sentiment``, up to and including the row's session."""
+    """``snapshots`` with the inputs that read each ticker's last ``HISTORY_SESSIONS`` rows:
+
+    - ``sentiment_trend``: the decay-weighted mean of ``mention_sentiment``, up to and including
+      the row's session;
+    - ``catalyst_recent``: the decay-weighted sum of ``catalyst_net`` over the sessions before the
+      row's (the row's own session is ``catalyst_net``).
+    """
     # Positional throughout, so any index (even a repeated one) is kept as it is.
     order = np.lexsort((snapshots["session_date"].to_numpy(), snapshots["ticker"].to_numpy()))
     ordered = pd.DataFrame(
         {
             "ticker": snapshots["ticker"].to_numpy()[order],
             "sentiment": snapshots["mention_sentiment"].to_numpy(dtype="float64")[order],
+            "catalyst": catalyst_net(snapshots)[order],
         }
     )
-    by_ticker = ordered.groupby("ticker", sort=False)["sentiment"]
+    by_ticker = ordered.groupby("ticker", sort=False)
     weighted = np.zeros(len(ordered))
     weights = np.zeros(len(ordered))
+    recent = np.zeros(len(ordered))
     for lag in range(HISTORY_SESSIONS):  # a loop over lags; each step is vectorized over rows
-        value = by_ticker.shift(lag).to_numpy()
+        shifted = by_ticker[["sentiment", "catalyst"]].shift(lag)
+        value = shifted["sentiment"].to_numpy()
         seen = ~np.isnan(value)
         weighted += SENTIMENT_TREND_DECAY**lag * np.where(seen, value, 0.0)
         weights += SENTIMENT_TREND_DECAY**lag * seen
+        if lag:
+            recent += CATALYST_DECAY ** (lag - 1) * np.nan_to_num(shifted["catalyst"].to_numpy())
     trend = np.empty(len(ordered))
     trend[order] = np.where(weights > 0, weighted / np.where(weights > 0, weights, 1.0), np.nan)
-    return snapshots.assign(sentiment_trend=trend)
+    catalyst_recent = np.empty(len(ordered))
+    catalyst_recent[order] = recent
+    return snapshots.assign(sentiment_trend=trend, catalyst_recent=catalyst_recent)
 
 
 def model_inputs(snapshots: pd.DataFrame, inputs: tuple[str, ...] = ALL_INPUTS) -> pd.DataFrame:
@@ -80,30 +111,43 @@ def model_inputs(snapshots: pd.DataFrame, inputs: tuple[str, ...] = ALL_INPUTS) 
     ``sentiment_trend`` is taken from the frame when ``add_history_inputs`` already added it (it
     needs each ticker's earlier rows), else computed from the rows given.
     """
-    if "sentiment_trend" not in snapshots.columns:
+    if "sentiment_trend" not in snapshots.columns or "catalyst_recent" not in snapshots.columns:
         snapshots = add_history_inputs(snapshots)
-    log_mentions = np.log1p(snapshots["mentions"].astype("float64").clip(lower=0))
-    sentiment = snapshots["mention_sentiment"].astype("float64")
-    close = snapshots["close"].astype("float64")
+
+    def log_mentions() -> pd.Series:
+        return np.log1p(snapshots["mentions"].astype("float64").clip(lower=0))
+
+    def close() -> pd.Series:
+        price = snapshots["close"].astype("float64")
+        return price.where(price > 0)
+
+    # Each input is computed only when asked for, so a frame needs only the columns it reads.
     derived = {
-        "sentiment_trend": snapshots["sentiment_trend"],
-        "mention_sentiment": sentiment,
+        "catalyst_net": lambda: catalyst_net(snapshots),
+        "catalyst_recent": lambda: snapshots["catalyst_recent"],
+        "sentiment_trend": lambda: snapshots["sentiment_trend"],
+        "mention_sentiment": lambda: snapshots["mention_sentiment"].astype("float64"),
         # Sentiment of a crowd says more than the mood of one post.
-        "sentiment_x_mentions": sentiment * log_mentions,
+        "sentiment_x_mentions": lambda: (
+            snapshots["mention_sentiment"].astype("float64") * log_mentions()
+        ),
         "log_mentions": log_mentions,
-        "mention_momentum": snapshots["mention_momentum"],
-        "ret_1": snapshots["ret_1"],
-        "ret_5": snapshots["ret_5"],
-        "ret_20": snapshots["ret_20"],
-        "volatility_20": snapshots["volatility_20"],
-        "atr_pct": snapshots["atr_14"] / close.where(close > 0),
-        "rsi_14": snapshots["rsi_14"] / 100.0,
-        "volume_z": snapshots["volume_z"],
+        "mention_momentum": lambda: snapshots["mention_momentum"],
+        "ret_1": lambda: snapshots["ret_1"],
+        "ret_5": lambda: snapshots["ret_5"],
+        "ret_20": lambda: snapshots["ret_20"],
+        "volatility_20": lambda: snapshots["volatility_20"],
+        "atr_pct": lambda: snapshots["atr_14"] / close(),
+        "rsi_14": lambda: snapshots["rsi_14"] / 100.0,
+        "volume_z": lambda: snapshots["volume_z"],
     }
     unknown = [name for name in inputs if name not in derived]
     if unknown:
         raise ValueError(f"unknown model input(s) {unknown}; known: {list(derived)}")
-    frame = pd.DataFrame({name: derived[name] for name in inputs}, index=snapshots.index)
+    frame = pd.DataFrame(
+        {name: np.asarray(derived[name](), dtype="float64") for name in inputs},
+        index=snapshots.index,
+    )
     return frame.astype("float64").replace([np.inf, -np.inf], np.nan)
 
 
@@ -145,7 +189,7 @@ def _calibrated(estimator: BaseEstimator, calibration: str) -> BaseEstimator:
 
 @dataclass(frozen=True)
 class _SklearnSignalModel:
-    inputs: tuple[str, ...] = MENTION_INPUTS
+    inputs: tuple[str, ...] = DEFAULT_INPUTS
     calibration: str = "none"  # "none" | "sigmoid" | "isotonic"
     estimator: Pipeline | BaseEstimator | None = field(default=None, compare=False, repr=False)
 

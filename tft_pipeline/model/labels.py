@@ -1,7 +1,10 @@
-"""Triple-barrier labels: did a long entry at a session's close reach its target before its stop?
+"""Triple-barrier labels: did a long trade on session D's signal reach its target before its stop?
 
-For an entry at the close of session D with the ATR known at D: target = entry + 2·ATR, stop =
-entry − 1·ATR, horizon the 10 sessions D+1..D+10. The label is 1 when a bar's high reaches the
+The signal is computed at the close of session D. By default (``entry_at="next_open"``) the trade
+fills at the open of D+1, as the paper portfolio fills it; ``entry_at="close"`` enters at D's close
+(a market-on-close order). With the ATR known at D: target = entry + 2·ATR, stop = entry − 1·ATR,
+horizon the 10 sessions D+1..D+10 (D+1's whole bar counts after a next-open fill: the entry is its
+open). The label is 1 when a bar's high reaches the
 target before any bar's low reaches the stop; a bar that touches both counts as the stop (daily
 bars do not say which came first, so we assume the worse). Otherwise 0: stop first, or neither
 within the horizon (expiry at the close of D+10).
@@ -19,11 +22,13 @@ import numpy as np
 import pandas as pd
 
 TARGET, STOP, EXPIRY = "target", "stop", "expiry"
+NEXT_OPEN, CLOSE = "next_open", "close"
+ENTRY_TIMINGS = (NEXT_OPEN, CLOSE)
 
 LABEL_COLUMNS: dict[str, str] = {
     "ticker": "object",
     "session_date": "datetime64[ns]",
-    "entry": "float64",
+    "entry": "float64",  # D+1's open (next_open) or D's close (close); NaN when there is none
     "atr": "float64",
     "target": "float64",
     "stop": "float64",
@@ -44,12 +49,15 @@ class BarrierRule:
     target_atr: float = 2.0
     stop_atr: float = 1.0
     horizon: int = 10
+    entry_at: str = NEXT_OPEN  # when the trade fills: "next_open" (D+1's open) or "close" (D's)
 
     def __post_init__(self) -> None:
         if not (self.target_atr > 0 and self.stop_atr > 0):
             raise ValueError("target_atr and stop_atr must be positive")
         if self.horizon < 1:
             raise ValueError("horizon must be at least one session")
+        if self.entry_at not in ENTRY_TIMINGS:
+            raise ValueError(f"entry_at must be one of {ENTRY_TIMINGS}, got {self.entry_at!r}")
 
     def levels(self, entry: np.ndarray, atr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(stop, target) price levels for entries and ATRs."""
@@ -96,17 +104,7 @@ def triple_barrier_labels(
 
     row = grid.get_indexer(entries["session_date"])
     col = tickers.get_indexer(entries["ticker"])
-    entry = entries[entry_column].to_numpy(dtype="float64")
     atr = entries[atr_column].to_numpy(dtype="float64")
-    stop, target = rule.levels(entry, atr)
-    valid_entry = (
-        entries["session_date"].notna().to_numpy()
-        & np.isfinite(entry)
-        & (entry > 0)
-        & np.isfinite(atr)
-        & (atr > 0)
-        & (stop > 0)
-    )
 
     # The horizon-shaped window: (entries, horizon) positions of D+1..D+h in the session grid.
     future = row[:, None] + np.arange(1, rule.horizon + 1)[None, :]
@@ -117,6 +115,21 @@ def triple_barrier_labels(
         return np.where(in_data, wide[safe, col[:, None]], np.nan)
 
     open_w, high_w, low_w, close_w = window(opens), window(highs), window(lows), window(closes)
+    if rule.entry_at == NEXT_OPEN:
+        # Filled at D+1's open: no D+1 bar (not in the data yet, or none that session) no trade.
+        entry = open_w[:, 0].copy()
+    else:
+        entry = entries[entry_column].to_numpy(dtype="float64")
+    stop, target = rule.levels(entry, atr)
+    with np.errstate(invalid="ignore"):
+        valid_entry = (
+            entries["session_date"].notna().to_numpy()
+            & np.isfinite(entry)
+            & (entry > 0)
+            & np.isfinite(atr)
+            & (atr > 0)
+            & (stop > 0)
+        )
     never = rule.horizon  # "not touched" sorts after every real step
     stop_hit = low_w <= stop[:, None]
     target_hit = high_w >= target[:, None]

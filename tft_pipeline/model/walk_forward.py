@@ -19,6 +19,12 @@ import numpy as np
 import pandas as pd
 
 from tft_pipeline.model.baseline import LogisticBaseline, SignalModel, add_history_inputs
+from tft_pipeline.model.calibration import (
+    RELIABILITY_COLUMNS,
+    brier_skill,
+    has_skill,
+    reliability_table,
+)
 from tft_pipeline.model.labels import DEFAULT_RULE, BarrierRule, triple_barrier_labels
 from tft_pipeline.trading_calendar import nyse_calendar
 
@@ -35,6 +41,9 @@ SIGNAL_COLUMNS: dict[str, str] = {
     "stop_loss": "float64",
     "take_profit": "float64",
     "model_version": "object",
+    # Out-of-sample skill of that model version on its holdout (the risk manager's skill gate).
+    "model_auc": "float64",
+    "model_brier_skill": "float64",
 }
 
 DEFAULT_MODEL = LogisticBaseline()
@@ -72,7 +81,10 @@ class ModelMetrics:
 
     The held-out rows are scored by a model fitted only on labels known before the holdout began.
     ``hit_rate`` is the share of target-first outcomes among the top fifth of holdout rows by
-    confidence; ``base_rate`` the share among all holdout rows.
+    confidence; ``base_rate`` the share among all holdout rows. ``brier_skill`` is 1 − Brier /
+    Brier of always predicting the fitting part's base rate (what was known before the holdout);
+    ``reliability`` the holdout's reliability table as (band, count, mean confidence, hit rate)
+    rows. ``has_skill``: AUC > 0.5 and Brier skill > 0; without it no signal is tradable.
     """
 
     auc: float
@@ -82,9 +94,23 @@ class ModelMetrics:
     base_rate: float
     n_train: int
     n_holdout: int
+    brier_skill: float = float("nan")
+    reliability: tuple[tuple[str, int, float, float], ...] = ()
+
+    @property
+    def has_skill(self) -> bool:
+        return has_skill(self.auc, self.brier_skill)
+
+    def reliability_frame(self) -> pd.DataFrame:
+        """The holdout's reliability table (``RELIABILITY_COLUMNS``)."""
+        return pd.DataFrame(list(self.reliability), columns=list(RELIABILITY_COLUMNS)).astype(
+            RELIABILITY_COLUMNS
+        )
 
     def as_dict(self) -> dict[str, float | int]:
-        return dataclasses.asdict(self)
+        figures = dataclasses.asdict(self)
+        figures.pop("reliability")
+        return figures
 
 
 @dataclass(frozen=True)
@@ -122,7 +148,9 @@ class TrainedModel:
                 _as_sessions(sessions, snapshots)
             )
         rows = snapshots[usable]
-        return signal_frame(rows, self.predict_proba(rows), self.name, self.version, rule)
+        return signal_frame(
+            rows, self.predict_proba(rows), self.name, self.version, rule, self.metrics
+        )
 
 
 @dataclass(frozen=True)
@@ -136,7 +164,7 @@ class WalkForward:
 def _with_history(snapshots: pd.DataFrame) -> pd.DataFrame:
     """Inputs that read each ticker's earlier rows are added once, on the whole frame, before any
     subset (training rows, one session) is taken from it."""
-    if "sentiment_trend" in snapshots.columns:
+    if "sentiment_trend" in snapshots.columns and "catalyst_recent" in snapshots.columns:
         return snapshots
     return add_history_inputs(snapshots)
 
@@ -149,9 +177,15 @@ def _has_levels(snapshots: pd.DataFrame, rule: BarrierRule) -> np.ndarray:
 
 
 def signal_frame(
-    rows: pd.DataFrame, confidence: np.ndarray, name: str, version: str, rule: BarrierRule
+    rows: pd.DataFrame,
+    confidence: np.ndarray,
+    name: str,
+    version: str,
+    rule: BarrierRule,
+    metrics: ModelMetrics | None = None,
 ) -> pd.DataFrame:
-    """Long signals for snapshot rows: entry at the close, stop and target ATRs away."""
+    """Long signals for snapshot rows: entry at the close, stop and target ATRs away, with the
+    out-of-sample skill of the model version that scored them (NaN: not measured)."""
     entry = rows["close"].to_numpy(dtype="float64")
     stop, target = rule.levels(entry, rows["atr_14"].to_numpy(dtype="float64"))
     frame = pd.DataFrame(
@@ -165,6 +199,8 @@ def signal_frame(
             "stop_loss": stop,
             "take_profit": target,
             "model_version": version,
+            "model_auc": metrics.auc if metrics is not None else np.nan,
+            "model_brier_skill": metrics.brier_skill if metrics is not None else np.nan,
         }
     )
     return frame.astype(SIGNAL_COLUMNS)
@@ -230,6 +266,7 @@ def _holdout_metrics(
     actual = y[holdout]
     top = predicted >= np.quantile(predicted, 0.8)
     two_classes = len(np.unique(actual)) == 2
+    reliability = reliability_table(predicted, actual)
     return ModelMetrics(
         auc=float(roc_auc_score(actual, predicted)) if two_classes else nan,
         brier=float(brier_score_loss(actual, predicted)),
@@ -238,6 +275,8 @@ def _holdout_metrics(
         base_rate=float(actual.mean()),
         n_train=len(y),
         n_holdout=n_holdout,
+        brier_skill=brier_skill(predicted, actual, float(y[fitting].mean())),
+        reliability=tuple(reliability.itertuples(index=False, name=None)),
     )
 
 
@@ -333,7 +372,12 @@ def walk_forward(
         rows = snapshots[scoreable & session_dates.isin(block.index)]
         frames.append(
             signal_frame(
-                rows, trained.predict_proba(rows), trained.name, trained.version, config.rule
+                rows,
+                trained.predict_proba(rows),
+                trained.name,
+                trained.version,
+                config.rule,
+                trained.metrics,
             )
         )
     signals = pd.concat(frames, ignore_index=True) if frames else empty_signals()
