@@ -1,7 +1,9 @@
 """Backtest figures of the paper portfolio against buy-and-hold, and its equity plot (no Dagster).
 
 Definitions (one place, so the report, the README and the UI agree):
-- trades are the positions closed inside the range; ``pnl`` is after costs (commission and
+- trades are the positions closed inside the range (orders that were not filled, position rows
+  with ``exit_reason="not_filled"`` and 0 shares, are no trade: ``unfilled_orders`` counts those
+  whose fill was due inside the range); ``pnl`` is after costs (commission and
   slippage of both fills), ``gross_pnl`` before, ``total_costs`` the difference; ``hit_rate`` the
   share with pnl > 0; ``average_r`` the mean of pnl / initial risk (shares × |entry − stop_loss|);
   ``profit_factor`` gross gains / gross losses (inf with gains and no loss, NaN with no trade);
@@ -30,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from tft_pipeline.metrics import profit_factor
+from tft_pipeline.portfolio import NOT_FILLED
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -136,6 +139,7 @@ class BacktestReport:
     benchmark_return: float
     benchmark_sharpe: float
     benchmark_max_drawdown: float
+    unfilled_orders: int = 0  # accepted orders not filled (no bar at the open, or no cash)
 
     def as_dict(self) -> dict[str, float | int | str]:
         """Plain values at full precision (dates as ISO text) for tables, JSON and benchmarks."""
@@ -169,6 +173,7 @@ class BacktestReport:
             "sessions": int(self.sessions),
             "trades": int(self.trades),
             "open_positions": int(self.open_positions),
+            "unfilled_orders": int(self.unfilled_orders),
         }
         if self.trades == 0:
             people["why_no_trades"] = self._why_no_trades(signals_judged, top_rejection_reason)
@@ -251,10 +256,18 @@ def backtest_report(
     returns = with_start[1:] / with_start[:-1] - 1.0
 
     closed_on = positions["closed_on"]
-    trades = positions[closed_on.notna() & closed_on.between(days[0], days[-1])]
+    unfilled = (
+        (positions["exit_reason"] == NOT_FILLED).to_numpy()
+        if "exit_reason" in positions
+        else np.zeros(len(positions), dtype=bool)
+    )
+    in_range = closed_on.notna() & closed_on.between(days[0], days[-1])
+    trades = positions[in_range & ~unfilled]
     initial_risk = trades["shares"] * (trades["entry"] - trades["stop_loss"]).abs()
     r_multiples = trades["pnl"] / initial_risk.where(initial_risk > 0)
-    still_open = (closed_on.isna() | (closed_on > days[-1])) & (positions["opened_on"] <= days[-1])
+    still_open = (
+        (closed_on.isna() | (closed_on > days[-1])) & (positions["opened_on"] <= days[-1]) & ~unfilled
+    )
     benchmark = buy_and_hold_curve(prices, curve["session_date"], tickers)
     nan = float("nan")
     return BacktestReport(
@@ -280,6 +293,7 @@ def backtest_report(
         benchmark_return=float(benchmark.iloc[-1] / benchmark.iloc[0] - 1.0),
         benchmark_sharpe=sharpe_ratio(benchmark.pct_change().dropna()),
         benchmark_max_drawdown=max_drawdown(benchmark.to_numpy()),
+        unfilled_orders=int((in_range & unfilled).sum()),
     )
 
 

@@ -1,13 +1,18 @@
-"""Paper trading over a range of sessions, carried forward from the book of the session before.
+"""Paper trading over a range of sessions, carried forward from the tables of the sessions before.
 
-The whole state the risk manager and the ledger need after session D is two small tables written
-for D: ``portfolio.equity`` (cash, equity, running peak) and ``portfolio.position_book`` (every
-position open at D's close, and those closed during D with their exits). A range run reads the
-state after the session before its first one, judges and books its sessions in order, and writes
-each session's equity row and book. Nothing is replayed from the start: a daily run reads one
-session of state whatever the history's length, and re-running a range rewinds it by construction
-(it starts from the state before the range). A single-run backfill and one run per session
-therefore give the same tables.
+The whole state the risk manager and the ledger need after session D is small, and bounded:
+
+- ``portfolio.equity``: D's row (cash, equity, running peak, the drawdown halt it carries) and the
+  rows of the ``drawdown_lookback_sessions`` before it (the drawdown window's peak);
+- ``portfolio.position_book``: D's book (every position open at D's close, and those closed or not
+  filled during D) and the stop-outs of the ``cooldown_sessions`` before it (the cooldowns);
+- ``signals.risk_decisions``: D's accepted decisions, the orders that fill at D+1's open.
+
+A range run reads the state after the session before its first one, judges and books its sessions
+in order, and writes each session's equity row, book and decisions. Nothing is replayed from the
+start: a daily run reads a fixed number of sessions of state whatever the history's length, and
+re-running a range rewinds it by construction (it starts from the state before the range). A
+single-run backfill and one run per session therefore give the same tables.
 """
 
 from __future__ import annotations
@@ -19,10 +24,13 @@ import pandas as pd
 from tft_pipeline.portfolio import (
     EQUITY_COLUMNS,
     POSITION_COLUMNS,
+    STOP,
     PaperPortfolio,
     PortfolioConfig,
     SignalGate,
+    as_orders,
     clear_exits,
+    conform_positions,
     run_paper_portfolio,
 )
 from tft_pipeline.tables import conform, empty_frame
@@ -43,7 +51,9 @@ def position_book(positions: pd.DataFrame, sessions: pd.DatetimeIndex) -> pd.Dat
     """Each session's book: positions open at its close and those closed during it, as known then.
 
     A position opened on D appears in D's book and every later one until the session it closes,
-    where it appears with its exit. Exit columns of the sessions before the close are empty.
+    where it appears with its exit. Exit columns of the sessions before the close are empty. An
+    order that was not filled appears once, in the book of the session it was to fill in, with
+    ``exit_reason="not_filled"`` and the reason in ``fill_note``.
     """
     if positions.empty or len(sessions) == 0:
         return empty_frame(BOOK_COLUMNS)
@@ -61,18 +71,35 @@ def position_book(positions: pd.DataFrame, sessions: pd.DatetimeIndex) -> pd.Dat
     return conform(book, BOOK_COLUMNS)
 
 
-def state_after(book: pd.DataFrame, equity: pd.DataFrame) -> PaperPortfolio | None:
-    """The ledger to resume from, given the last booked session's book rows and equity row.
+def state_after(
+    book: pd.DataFrame, equity: pd.DataFrame, decisions: pd.DataFrame | None = None
+) -> PaperPortfolio | None:
+    """The ledger to resume from after the last booked session (None: nothing booked, start
+    from cash).
 
-    ``equity`` holds at most the one row of that session (None: nothing booked yet, start from
-    cash). Positions that closed during that session are done; the open ones carry over.
+    ``equity``: the last equity rows, that session's and up to ``drawdown_lookback_sessions``
+    before it (fewer only when the history is shorter). ``book``: that session's book rows, and
+    any earlier book rows of positions stopped out within the cooldown (other rows are ignored).
+    ``decisions``: that session's risk decisions (the accepted ones are the orders for the next
+    open; those already answered by a position row of the book, e.g. filled at the close, are not
+    filled again).
     """
     if equity.empty:
         return None
-    open_rows = book[book["closed_on"].isna()].drop(columns="session_date")
+    equity = conform(equity, EQUITY_COLUMNS).sort_values("session_date", ignore_index=True)
+    last = equity["session_date"].iloc[-1]
+    if not book.empty:
+        sessions = pd.to_datetime(book["session_date"])
+        stopped = (book["exit_reason"] == STOP) & (pd.to_datetime(book["closed_on"]) == sessions)
+        book = book[(sessions == last) | stopped]
+        book = book.sort_values("session_date", kind="stable").drop_duplicates(
+            ["ticker", "opened_on"], keep="last"
+        )
+    positions = conform_positions(book.drop(columns="session_date", errors="ignore"))
     return PaperPortfolio(
-        positions=conform(open_rows, POSITION_COLUMNS),
-        equity=conform(equity, EQUITY_COLUMNS),
+        positions=positions.sort_values(["opened_on", "ticker"], kind="stable", ignore_index=True),
+        equity=equity,
+        orders=as_orders(decisions),
     )
 
 
@@ -88,7 +115,8 @@ def trade_sessions(
 
     ``previous``: the state after the session before the range (``state_after``), or None to start
     from cash. ``prices``: clean bars of the range and a few sessions before it (the last closes of
-    positions still open).
+    positions still open). The decisions of the range's last session stay orders for the session
+    after it: the next run reads them back from ``signals.risk_decisions``.
     """
     config = config or PortfolioConfig()
     ledger = run_paper_portfolio(signals, prices, sessions, risk_manager, previous, config)
@@ -107,6 +135,6 @@ def latest_positions(book: pd.DataFrame) -> pd.DataFrame:
     latest = book.sort_values("session_date", kind="stable").drop_duplicates(
         ["ticker", "opened_on"], keep="last"
     )
-    return conform(latest, POSITION_COLUMNS).sort_values(
+    return conform_positions(latest).sort_values(
         ["opened_on", "ticker"], kind="stable", ignore_index=True
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import difflib
 import math
 import os
@@ -26,6 +28,8 @@ MAX_SHARES = float(2**53)
 ENV_PREFIX = "TFT_RISK_"
 DIRECTIONS = ("long", "short")
 SIGNAL_COLUMNS = ("ticker", "confidence", "entry", "stop_loss", "take_profit")
+# Optional columns of a signals frame: the model's out-of-sample figures (the skill gate).
+SKILL_COLUMNS = ("model_auc", "model_brier_skill")
 REASON_SEPARATOR = ";"
 MESSAGE_SEPARATOR = "; "
 
@@ -41,13 +45,31 @@ class RejectionCode(StrEnum):
     DUPLICATE_POSITION = "duplicate_position"
     MAX_POSITIONS = "max_positions"
     MAX_DRAWDOWN = "max_drawdown"
+    NO_MODEL_SKILL = "no_model_skill"
+    TICKER_COOLDOWN = "ticker_cooldown"
+    DAILY_LOSS_LIMIT = "daily_loss_limit"
 
 
 CODES: tuple[RejectionCode, ...] = tuple(RejectionCode)
 
 
 class RiskLimits(BaseModel):
-    """The limits a signal must satisfy; ``TFT_RISK_<FIELD_UPPER>`` overrides each field."""
+    """The limits a signal must satisfy; ``TFT_RISK_<FIELD_UPPER>`` overrides each field.
+
+    The first six are the seed's. The protections after them are read by the paper portfolio,
+    which builds the ``PortfolioState`` a session is judged against (``tft_pipeline.portfolio``):
+
+    - ``drawdown_lookback_sessions`` / ``drawdown_stop_sessions``: drawdown is measured from the
+      peak equity of the last N sessions (the closes of those sessions and the close before them);
+      once it reaches ``max_drawdown`` new entries are rejected (``max_drawdown``) for the stop
+      duration, counted in sessions from the one that reached it. Afterwards the peak is looked for
+      only from that session on, so trading resumes unless equity falls that far again: a halt is
+      never permanent (freqtrade's ``MaxDrawdown`` protection, in sessions).
+    - ``cooldown_sessions``: a ticker whose position closed at its stop during the last N sessions
+      (the session judged included) is rejected (``ticker_cooldown``); 0 turns the rule off.
+    - ``max_daily_loss``: when equity at a session's close is down at least this fraction from the
+      previous close, that session's signals are rejected (``daily_loss_limit``).
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
@@ -57,6 +79,10 @@ class RiskLimits(BaseModel):
     max_position_fraction: float = Field(0.20, gt=0, le=1)
     max_positions: int = Field(5, ge=1)
     max_drawdown: float = Field(0.15, gt=0, le=1)
+    drawdown_lookback_sessions: int = Field(60, ge=1)
+    drawdown_stop_sessions: int = Field(20, ge=1)
+    cooldown_sessions: int = Field(5, ge=0)
+    max_daily_loss: float = Field(0.03, gt=0, le=1)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str | None] | None = None) -> RiskLimits:
@@ -102,7 +128,13 @@ def _unknown_variable_message(variable: str, known: list[str]) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Signal:
-    """A proposed trade. Fields are not checked here: ``RiskManager`` judges them and never raises."""
+    """A proposed trade. Fields are not checked here: ``RiskManager`` judges them and never raises.
+
+    ``model_auc`` and ``model_brier_skill`` are the out-of-sample figures of the model that made
+    the signal (ROC AUC, Brier skill score against the base rate). None (the default) means not
+    provided, and the skill gate is not evaluated; provided, a signal passes it only with an AUC
+    above 0.5 and a Brier skill above 0 (NaN does not pass: no measured skill, no trade).
+    """
 
     ticker: Any
     confidence: Any
@@ -110,17 +142,37 @@ class Signal:
     stop_loss: Any
     take_profit: Any
     direction: Any = "long"
+    model_auc: Any = None
+    model_brier_skill: Any = None
 
 
 @dataclass(frozen=True)
 class PortfolioState:
-    """The portfolio a signal is judged against; tickers are compared trimmed and upper-cased."""
+    """The portfolio a signal is judged against; tickers are compared trimmed and upper-cased.
+
+    ``value`` and ``peak_value`` give the drawdown judged by ``max_drawdown`` (the paper portfolio
+    passes the peak of the drawdown protection's window). The keyword fields are the protections'
+    state, as the paper portfolio knows it at the close of the session judged; their defaults
+    switch them off, so ``PortfolioState(value, peak_value, open_tickers)`` works as it always did:
+
+    - ``halted_until``: the last session of a drawdown halt covering the session judged (a date;
+      None: no halt). Every signal is rejected with ``max_drawdown`` while it is set.
+    - ``session_return``: the portfolio's return over the session judged, as a fraction (-0.035 =
+      down 3.5 %); None: unknown. A loss of ``max_daily_loss`` or more rejects with
+      ``daily_loss_limit``.
+    - ``cooling_down``: tickers stopped out recently (``cooldown_sessions``); their signals are
+      rejected with ``ticker_cooldown``.
+    """
 
     value: float
     peak_value: float
     open_tickers: tuple[str, ...] = ()
+    halted_until: dt.date | None = None
+    session_return: float | None = None
+    cooling_down: tuple[str, ...] = ()
     drawdown: float = field(init=False)
     _held: frozenset[str] = field(init=False, repr=False, compare=False)
+    _cooling: frozenset[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         value, peak_value = _to_float(self.value), _to_float(self.peak_value)
@@ -130,17 +182,32 @@ class PortfolioState:
             raise ValueError(
                 f"portfolio peak_value must be finite and > 0, got {self.peak_value!r}"
             )
-        if isinstance(self.open_tickers, str):
-            raise TypeError("open_tickers must be a sequence of tickers, not one string")
-        tickers = tuple(_normalize_text(ticker, upper=True) for ticker in self.open_tickers)
-        if any(not ticker for ticker in tickers):
-            raise ValueError(f"open_tickers holds a missing or empty ticker: {self.open_tickers!r}")
+        tickers = _ticker_tuple(self.open_tickers, "open_tickers")
+        cooling = _ticker_tuple(self.cooling_down, "cooling_down")
+        session_return = self.session_return
+        if session_return is not None:
+            session_return = _to_float(session_return)
+            if not math.isfinite(session_return):
+                raise ValueError(
+                    f"session_return must be a finite fraction or None, got {self.session_return!r}"
+                )
+        halted_until = self.halted_until
+        if halted_until is not None:
+            try:
+                stamp = pd.Timestamp(halted_until)
+            except (TypeError, ValueError) as error:
+                raise ValueError(f"halted_until must be a date or None, got {halted_until!r}") from error
+            halted_until = None if pd.isna(stamp) else stamp.date()
         object.__setattr__(self, "value", value)
         object.__setattr__(self, "peak_value", peak_value)
         object.__setattr__(self, "open_tickers", tickers)
+        object.__setattr__(self, "halted_until", halted_until)
+        object.__setattr__(self, "session_return", session_return)
+        object.__setattr__(self, "cooling_down", cooling)
         # A value above a stale peak is no drawdown.
         object.__setattr__(self, "drawdown", max(0.0, (peak_value - value) / peak_value))
         object.__setattr__(self, "_held", frozenset(tickers))
+        object.__setattr__(self, "_cooling", frozenset(cooling))
 
     @property
     def open_positions(self) -> int:
@@ -150,9 +217,22 @@ class PortfolioState:
         """Whether ``ticker`` (normalized) is already held."""
         return ticker in self._held
 
+    def is_cooling_down(self, ticker: str) -> bool:
+        """Whether ``ticker`` (normalized) was stopped out within the cooldown."""
+        return ticker in self._cooling
+
     def with_opened(self, ticker: str) -> PortfolioState:
         """The same portfolio with one more open position in ``ticker``."""
-        return PortfolioState(self.value, self.peak_value, (*self.open_tickers, ticker))
+        return dataclasses.replace(self, open_tickers=(*self.open_tickers, ticker))
+
+
+def _ticker_tuple(tickers: Any, name: str) -> tuple[str, ...]:
+    if isinstance(tickers, str):
+        raise TypeError(f"{name} must be a sequence of tickers, not one string")
+    normalized = tuple(_normalize_text(ticker, upper=True) for ticker in tickers)
+    if any(not ticker for ticker in normalized):
+        raise ValueError(f"{name} holds a missing or empty ticker: {tickers!r}")
+    return normalized  # type: ignore[return-value]
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,8 +277,9 @@ class RiskManager:
       (reward/risk is only judged when the levels are in order, as it means nothing otherwise);
     - sizing, and so ``position_too_small``, needs a fully valid signal with levels in order; any
       other signal gets 0 shares;
-    - ``duplicate_position`` needs a valid ticker; ``max_positions`` and ``max_drawdown`` read only
-      the portfolio and are always evaluated.
+    - ``duplicate_position`` and ``ticker_cooldown`` need a valid ticker; ``max_positions``,
+      ``max_drawdown`` and ``daily_loss_limit`` read only the portfolio and are always evaluated;
+    - ``no_model_skill`` reads only the model's figures, and only those provided (not None).
 
     A rejected decision still carries the size the signal would have had (0 when it cannot be
     sized): only accepted decisions open positions.
@@ -216,6 +297,8 @@ class RiskManager:
         self._max_drawdown_text = _format_limit(lim.max_drawdown * 100)
         self._reward_risk_floor = lim.min_reward_risk * (1 - RELATIVE_TOLERANCE)
         self._drawdown_ceiling = lim.max_drawdown * (1 - RELATIVE_TOLERANCE)
+        self._daily_loss_ceiling = lim.max_daily_loss * (1 - RELATIVE_TOLERANCE)
+        self._max_daily_loss_text = _format_limit(lim.max_daily_loss * 100)
 
     @property
     def stats(self) -> RiskStats:
@@ -299,7 +382,20 @@ class RiskManager:
             message = self._max_positions_message(portfolio.open_positions)
             failed.append((RejectionCode.MAX_POSITIONS, message))
         if portfolio.drawdown >= self._drawdown_ceiling:
-            failed.append((RejectionCode.MAX_DRAWDOWN, self._drawdown_message(portfolio.drawdown)))
+            message = self._drawdown_message(portfolio.drawdown)
+            if portfolio.halted_until is not None:
+                message += f", new entries are halted through {portfolio.halted_until:%Y-%m-%d}"
+            failed.append((RejectionCode.MAX_DRAWDOWN, message))
+        elif portfolio.halted_until is not None:
+            failed.append((RejectionCode.MAX_DRAWDOWN, self._halt_message(portfolio.halted_until)))
+        skill_message = _skill_message(signal.model_auc, signal.model_brier_skill)
+        if skill_message:
+            failed.append((RejectionCode.NO_MODEL_SKILL, skill_message))
+        if ticker_ok and portfolio.is_cooling_down(ticker):
+            failed.append((RejectionCode.TICKER_COOLDOWN, self._cooldown_message(ticker)))
+        loss = -portfolio.session_return if portfolio.session_return is not None else -math.inf
+        if loss >= self._daily_loss_ceiling:
+            failed.append((RejectionCode.DAILY_LOSS_LIMIT, self._daily_loss_message(loss)))
 
         return RiskDecision(
             accepted=not failed,
@@ -333,6 +429,24 @@ class RiskManager:
             f"the maximum {self._max_drawdown_text}%"
         )
 
+    def _halt_message(self, halted_until: dt.date) -> str:
+        return (
+            f"new entries are halted through {halted_until:%Y-%m-%d}: the drawdown from the peak of "
+            f"the last {self.limits.drawdown_lookback_sessions} sessions reached the maximum "
+            f"{self._max_drawdown_text}%"
+        )
+
+    def _cooldown_message(self, ticker: str) -> str:
+        sessions = self.limits.cooldown_sessions
+        span = "this session" if sessions == 1 else f"the last {sessions} sessions"
+        return f"{ticker} was stopped out within {span} (cooldown)"
+
+    def _daily_loss_message(self, loss: float) -> str:
+        return (
+            f"the portfolio lost {_format_number(loss * 100)}% this session, "
+            f"the daily loss limit is {self._max_daily_loss_text}%"
+        )
+
     # -- a session's batch --------------------------------------------------------------------
 
     def evaluate_batch(self, signals: pd.DataFrame, portfolio: PortfolioState) -> pd.DataFrame:
@@ -342,6 +456,8 @@ class RiskManager:
         ``duplicate_position`` and, once the slots are gone, the rest get ``max_positions``.
         Confidence ties keep input order; confidences outside [0, 1] go last. Input columns (extra
         ones too), index and row order are kept; ``direction`` is added as ``"long"`` when absent.
+        ``model_auc`` and ``model_brier_skill`` are read when the frame has them (a present column
+        provides its values, NaN included: a NaN figure fails the skill gate), else not provided.
         Added: ``accepted``, ``reasons`` (codes joined by ``";"``, empty when accepted),
         ``messages`` (joined by ``"; "``), ``shares``, ``position_value``, ``risk_dollars``,
         ``reward_risk`` and ``rank`` (1 = judged first). All rows share one portfolio: pass one
@@ -354,6 +470,10 @@ class RiskManager:
         if "direction" not in out.columns:
             out["direction"] = "long"
         columns = [out[name].tolist() for name in (*SIGNAL_COLUMNS, "direction")]
+        columns += [
+            out[name].tolist() if name in out.columns else [None] * len(out)
+            for name in SKILL_COLUMNS
+        ]
         batch = [Signal(*fields) for fields in zip(*columns, strict=True)]
         order = sorted(range(len(batch)), key=lambda row: _confidence_rank(batch[row].confidence))
 
@@ -416,11 +536,14 @@ def _text_column(texts: Iterable[str]) -> np.ndarray:
     return np.fromiter(texts, dtype=object)
 
 
-def _whole_shares(quotient: float) -> float:
+def whole_shares(quotient: float) -> float:
     """floor(quotient), forgiving float noise just under a whole number; capped at ``MAX_SHARES``."""
     if not math.isfinite(quotient):
         return min(quotient, MAX_SHARES)
     return min(float(math.floor(quotient * (1.0 + SHARE_TOLERANCE))), MAX_SHARES)
+
+
+_whole_shares = whole_shares
 
 
 # -- messages ---------------------------------------------------------------------------------
@@ -495,3 +618,29 @@ def _too_small_message(budget: float, risk_per_share: float, cap: float, entry: 
 
 def _duplicate_message(ticker: str) -> str:
     return f"{ticker} is already held"
+
+
+def _skill_message(auc: Any, brier_skill: Any) -> str | None:
+    """Why the model's figures show no skill (None: they do, or none was provided)."""
+    figures: list[str] = []
+    failing = False
+    for name, given, floor, ceiling in (("AUC", auc, 0.5, 1.0), ("Brier skill", brier_skill, 0.0, 1.0)):
+        if given is None:
+            continue
+        value = _to_float(given)
+        floor_text = _format_number(floor)
+        if math.isnan(value):
+            figures.append(f"{name} is missing (NaN)")
+        elif value <= floor:
+            shown = floor_text if value == floor else _format_versus(value, floor)
+            figures.append(f"{name} {shown} is not above {floor_text}")
+        elif value > ceiling:
+            figures.append(f"{name} {_format_number(value)} is above its maximum {_format_number(ceiling)}")
+        else:
+            shown = _format_number(value) if round(value * 100) / 100 > floor else repr(value)
+            figures.append(f"{name} {shown}")
+            continue
+        failing = True
+    if not failing:
+        return None
+    return "the model shows no out-of-sample skill: " + ", ".join(figures)

@@ -14,7 +14,12 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
-from tft_pipeline.portfolio import DEFAULT_COMMISSION_BPS, DEFAULT_SLIPPAGE_BPS
+from tft_pipeline.portfolio import (
+    DEFAULT_COMMISSION_BPS,
+    DEFAULT_SLIPPAGE_BPS,
+    FILL_CLOSE,
+    FILL_NEXT_OPEN,
+)
 from tft_pipeline.risk import ENV_PREFIX as RISK_ENV_PREFIX
 from tft_pipeline.risk import RiskLimits
 from tft_pipeline.trading_calendar import CALENDAR_FIRST_DAY, CALENDAR_LAST_DAY
@@ -28,6 +33,13 @@ class DataSource(str, Enum):
 
     SAMPLE = "sample"
     LIVE = "live"
+
+
+class FillAt(str, Enum):
+    """When the paper portfolio fills the orders decided at a session's close."""
+
+    NEXT_OPEN = FILL_NEXT_OPEN  # at the next session's open (default)
+    CLOSE = FILL_CLOSE  # market-on-close, at the signal's entry (the session's close)
 
 
 class SettingsError(ValueError):
@@ -117,6 +129,8 @@ class Settings(BaseSettings):
         default=DEFAULT_SLIPPAGE_BPS, ge=0.0, lt=10_000.0, allow_inf_nan=False,
         alias="TFT_SLIPPAGE_BPS",
     )
+    # next_open: orders decided at a session's close fill at the next open; close: at that close.
+    fill_at: FillAt = Field(default=FillAt.NEXT_OPEN, alias="TFT_FILL_AT")
     risk_limits: RiskLimits = Field(default_factory=RiskLimits, alias=RISK_LIMITS_ALIAS)
 
     @classmethod
@@ -147,6 +161,11 @@ class Settings(BaseSettings):
                 f"got {', '.join(not_variables)}"
             )
         return RiskLimits.from_env(value)
+
+    @field_validator("fill_at", mode="before")
+    @classmethod
+    def _fill_at_text(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("tickers", mode="before")
     @classmethod

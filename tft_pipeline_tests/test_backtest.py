@@ -96,6 +96,25 @@ def test_only_trades_closed_inside_the_range_count():
     assert report.trades == 1 and report.total_pnl == -50.0 and report.open_positions == 1
 
 
+def test_orders_not_filled_are_counted_apart_and_never_as_trades():
+    positions = trades([300.0, -100.0])
+    unfilled = trades([0.0]).assign(
+        ticker="NF", shares=0, entry=np.nan, exit_price=np.nan, exit_reason="not_filled",
+        opened_on=SESSIONS[2], closed_on=SESSIONS[2],
+    )
+    report = backtest_report(
+        equity_table([100_000] * 5), pd.concat([positions, unfilled], ignore_index=True), FLAT_MARKET
+    )
+    assert (report.trades, report.open_positions, report.unfilled_orders) == (2, 0, 1)
+    assert report.hit_rate == 0.5 and report.profit_factor == pytest.approx(3.0)
+    assert report.for_people()["unfilled_orders"] == 1
+    # Outside the range, an unfilled order is not counted either.
+    later = backtest_report(
+        equity_table([100_000] * 5), unfilled, FLAT_MARKET, SESSIONS[3:]
+    )
+    assert (later.trades, later.unfilled_orders) == (0, 0)
+
+
 def test_max_drawdown_is_the_deepest_fall_from_a_running_peak():
     report = backtest_report(equity_table([100, 110, 88, 120, 108]), trades([]), FLAT_MARKET)
     assert report.max_drawdown == pytest.approx(0.2)  # 110 -> 88
@@ -220,6 +239,7 @@ def test_people_read_percentages_ratios_and_money_rounded():
         "sessions": 60,
         "trades": 9,
         "open_positions": 2,
+        "unfilled_orders": 0,
         "hit_rate_pct": 55.6,
         "average_r": 0.67,
         "profit_factor": 2.35,

@@ -412,6 +412,10 @@ def test_limits_default_to_the_contract_numbers():
         "max_position_fraction": 0.20,
         "max_positions": 5,
         "max_drawdown": 0.15,
+        "drawdown_lookback_sessions": 60,
+        "drawdown_stop_sessions": 20,
+        "cooldown_sessions": 5,
+        "max_daily_loss": 0.03,
     }
 
 
@@ -425,6 +429,10 @@ def test_limits_default_to_the_contract_numbers():
         {"max_positions": 0},
         {"min_reward_risk": 0},
         {"max_loss": 0.1},
+        {"drawdown_lookback_sessions": 0},
+        {"drawdown_stop_sessions": 0},
+        {"cooldown_sessions": -1},
+        {"max_daily_loss": 0.0},
     ],
 )
 def test_limits_reject_values_outside_their_range(bad):
@@ -536,6 +544,11 @@ confidences = st.one_of(
 )
 directions = st.sampled_from(["long", "short", "LONG", " short ", "up", "", None])
 tickers = st.sampled_from(["AAPL", "aapl ", "MSFT", "TSLA", "GME", "NVDA", "", None])
+skill_figures = st.one_of(
+    st.none(),
+    st.sampled_from([0.5, 0.0, 0.51, 0.6, -0.01, 0.02, float("nan"), 1.2]),
+    st.floats(min_value=-1.0, max_value=1.0),
+)
 signals = st.builds(
     Signal,
     ticker=tickers,
@@ -544,12 +557,17 @@ signals = st.builds(
     stop_loss=prices,
     take_profit=prices,
     direction=directions,
+    model_auc=skill_figures,
+    model_brier_skill=skill_figures,
 )
 portfolios = st.builds(
     PortfolioState,
     value=st.floats(min_value=1_000.0, max_value=1e8),
     peak_value=st.floats(min_value=1_000.0, max_value=1e8),
     open_tickers=st.lists(st.sampled_from(["AAPL", "MSFT", "X", "Y", "Z"]), max_size=6).map(tuple),
+    halted_until=st.sampled_from([None, None, None, "2024-03-05"]),
+    session_return=st.one_of(st.none(), st.floats(min_value=-0.1, max_value=0.1)),
+    cooling_down=st.lists(st.sampled_from(["AAPL", "TSLA", "Q"]), max_size=2).map(tuple),
 )
 limit_sets = st.builds(
     RiskLimits,
@@ -595,11 +613,18 @@ def _rules_hold(signal: Signal, portfolio: PortfolioState, limits: RiskLimits) -
     ordered = stop < entry < target if direction == "long" else target < entry < stop
     if not ordered or abs(target - entry) / abs(entry - stop) < limits.min_reward_risk - 1e-8:
         return False
+    for figure, floor in ((signal.model_auc, 0.5), (signal.model_brier_skill, 0.0)):
+        if figure is not None and not (isinstance(figure, float) and floor < figure <= 1.0):
+            return False
+    loss = -portfolio.session_return if portfolio.session_return is not None else 0.0
     return (
         ticker not in portfolio.open_tickers
+        and ticker not in portfolio.cooling_down
         and len(portfolio.open_tickers) < limits.max_positions
         and (portfolio.peak_value - portfolio.value) / portfolio.peak_value
         < limits.max_drawdown + 1e-8
+        and portfolio.halted_until is None
+        and loss < limits.max_daily_loss + 1e-8
     )
 
 
@@ -636,7 +661,7 @@ def test_sizing_never_exceeds_the_cap_or_the_risk_budget(entry, stop_fraction, v
 
 
 def _as_frame(batch: list[Signal]) -> pd.DataFrame:
-    return pd.DataFrame(
+    frame = pd.DataFrame(
         {
             "ticker": [s.ticker for s in batch],
             "confidence": [s.confidence for s in batch],
@@ -646,6 +671,12 @@ def _as_frame(batch: list[Signal]) -> pd.DataFrame:
             "direction": [s.direction for s in batch],
         }
     )
+    # Object columns keep None (not provided) apart from NaN (provided, unusable).
+    for name in ("model_auc", "model_brier_skill"):
+        values = [getattr(s, name) for s in batch]
+        if any(value is not None for value in values):
+            frame[name] = pd.Series(values, dtype=object)
+    return frame
 
 
 def _processing_order(batch: list[Signal]) -> list[int]:
@@ -689,7 +720,7 @@ def test_batch_matches_evaluating_one_by_one_most_confident_first(batch, portfol
     portfolio=portfolios,
 )
 def test_batch_matches_one_by_one_on_junk_columns(batch, portfolio):
-    junk = [Signal(*fields) for fields in batch]
+    junk = [Signal(*fields[:6], model_auc=fields[0], model_brier_skill=fields[1]) for fields in batch]
     frame = _as_frame(junk)
     result = RiskManager().evaluate_batch(frame, portfolio)
     ranked = result.sort_values("rank")
@@ -726,6 +757,136 @@ def test_stats_add_up(batch, single, portfolio):
         assert stats.rejections[code] == expected
     if stats.evaluated:
         assert stats.acceptance_rate == stats.accepted / stats.evaluated
+
+
+# -- protections and the skill gate ----------------------------------------------------------------
+
+
+def test_new_codes_come_after_the_seeds_eight_in_this_order():
+    assert CODE_ORDER == [
+        "invalid_input", "low_confidence", "invalid_price_levels", "low_reward_risk",
+        "position_too_small", "duplicate_position", "max_positions", "max_drawdown",
+        "no_model_skill", "ticker_cooldown", "daily_loss_limit",
+    ]
+
+
+def test_skill_figures_not_provided_leave_the_rule_unevaluated():
+    assert decide(good_signal()).accepted
+    assert decide(good_signal(model_auc=0.6, model_brier_skill=0.01)).accepted
+    assert decide(good_signal(model_auc=0.51)).accepted  # one figure alone is judged alone
+
+
+@pytest.mark.parametrize(
+    ("auc", "brier", "message"),
+    [
+        (0.5, 0.05, "AUC 0.50 is not above 0.50, Brier skill 0.05"),
+        (0.48, None, "AUC 0.48 is not above 0.50"),
+        (0.62, 0.0, "AUC 0.62, Brier skill 0.00 is not above 0.00"),
+        (0.62, -0.013, "AUC 0.62, Brier skill -0.01 is not above 0.00"),
+        (float("nan"), 0.02, "AUC is missing (NaN), Brier skill 0.02"),
+        (0.6, float("nan"), "AUC 0.60, Brier skill is missing (NaN)"),
+        (0.4999, None, "AUC 0.4999 is not above 0.50"),
+        ("n/a", None, "AUC is missing (NaN)"),
+    ],
+)
+def test_no_model_skill_rejects_and_names_the_figures(auc, brier, message):
+    decision = decide(good_signal(model_auc=auc, model_brier_skill=brier))
+    assert codes(decision) == ["no_model_skill"]
+    assert decision.messages == (f"the model shows no out-of-sample skill: {message}",)
+    assert decision.shares == 200  # the size it would have had
+
+
+def test_a_stopped_out_ticker_cooling_down_is_rejected():
+    cooling = PortfolioState(100_000.0, 100_000.0, cooling_down=(" aapl",))
+    decision = decide(good_signal(), cooling)
+    assert codes(decision) == ["ticker_cooldown"]
+    assert decision.messages == ("AAPL was stopped out within the last 5 sessions (cooldown)",)
+    assert decide(good_signal(ticker="MSFT"), cooling).accepted
+    (message,) = decide(good_signal(), cooling, cooldown_sessions=1).messages
+    assert message == "AAPL was stopped out within this session (cooldown)"
+
+
+def test_a_daily_loss_at_the_limit_is_rejected_not_before():
+    assert decide(good_signal(), PortfolioState(97_100.0, 100_000.0, session_return=-0.029)).accepted
+    at_limit = PortfolioState(97_000.0, 100_000.0, session_return=97_000.0 / 100_000.0 - 1)
+    decision = decide(good_signal(), at_limit)
+    assert codes(decision) == ["daily_loss_limit"]
+    assert decision.messages == ("the portfolio lost 3.00% this session, the daily loss limit is 3.00%",)
+    assert decide(good_signal(), PortfolioState(1e5, 1e5, session_return=0.05)).accepted
+    assert codes(decide(good_signal(), at_limit, max_daily_loss=0.05)) == []
+
+
+def test_a_drawdown_halt_rejects_every_entry_until_it_ends():
+    halted = PortfolioState(99_000.0, 100_000.0, halted_until="2024-03-05")
+    decision = decide(good_signal(), halted)
+    assert codes(decision) == ["max_drawdown"]
+    assert decision.messages == (
+        (
+            "new entries are halted through 2024-03-05: the drawdown from the peak of the last 60 "
+            "sessions reached the maximum 15.00%"
+        ),
+    )
+    in_drawdown = PortfolioState(80_000.0, 100_000.0, halted_until=pd.Timestamp("2024-03-05"))
+    assert decide(good_signal(), in_drawdown).messages == (
+        "drawdown 20.00% has reached the maximum 15.00%, new entries are halted through 2024-03-05",
+    )
+    assert decide(good_signal(), PortfolioState(99_000.0, 100_000.0, halted_until=pd.NaT)).accepted
+
+
+def test_every_new_rule_is_reported_after_the_old_ones():
+    state = PortfolioState(
+        80_000.0, 100_000.0, ("AAPL",), halted_until="2024-03-05", session_return=-0.2,
+        cooling_down=("AAPL",),
+    )
+    decision = decide(good_signal(confidence=0.5, model_auc=0.4), state)
+    assert codes(decision) == [
+        "low_confidence", "duplicate_position", "max_drawdown", "no_model_skill",
+        "ticker_cooldown", "daily_loss_limit",
+    ]
+
+
+def test_portfolio_state_keeps_its_three_argument_form_and_carries_the_protections():
+    plain = PortfolioState(100_000.0, 100_000.0, ("AAPL",))
+    assert (plain.halted_until, plain.session_return, plain.cooling_down) == (None, None, ())
+    state = PortfolioState(1e5, 1e5, halted_until="2024-03-05", session_return=-0.01, cooling_down=("x",))
+    opened = state.with_opened("MSFT")
+    assert opened.open_tickers == ("MSFT",) and opened.cooling_down == ("X",)
+    assert opened.halted_until == pd.Timestamp("2024-03-05").date() and opened.session_return == -0.01
+    with pytest.raises(ValueError, match="session_return"):
+        PortfolioState(1e5, 1e5, session_return=float("nan"))
+    with pytest.raises(ValueError, match="halted_until"):
+        PortfolioState(1e5, 1e5, halted_until="soon")
+    with pytest.raises(TypeError, match="cooling_down"):
+        PortfolioState(1e5, 1e5, cooling_down="AAPL")
+
+
+def test_batch_reads_the_skill_columns_when_present():
+    signals = _as_frame([good_signal(), good_signal(ticker="MSFT", confidence=0.9)])
+    assert RiskManager().evaluate_batch(signals, FLAT)["accepted"].all()  # absent: not evaluated
+    signals["model_auc"] = [0.55, 0.45]
+    signals["model_brier_skill"] = [0.01, float("nan")]
+    result = RiskManager().evaluate_batch(signals, FLAT)
+    assert result["reasons"].tolist() == ["", "no_model_skill"]
+    assert result["messages"].iloc[1] == (
+        "the model shows no out-of-sample skill: AUC 0.45 is not above 0.50, Brier skill is missing (NaN)"
+    )
+
+
+def test_new_limits_come_from_the_environment():
+    limits = RiskLimits.from_env(
+        {
+            "TFT_RISK_DRAWDOWN_LOOKBACK_SESSIONS": "30",
+            "TFT_RISK_DRAWDOWN_STOP_SESSIONS": "5",
+            "TFT_RISK_COOLDOWN_SESSIONS": "0",
+            "TFT_RISK_MAX_DAILY_LOSS": "0.05",
+        }
+    )
+    assert (
+        limits.drawdown_lookback_sessions, limits.drawdown_stop_sessions, limits.cooldown_sessions,
+        limits.max_daily_loss,
+    ) == (30, 5, 0, 0.05)
+    with pytest.raises(ValueError, match="did you mean TFT_RISK_COOLDOWN_SESSIONS"):
+        RiskLimits.from_env({"TFT_RISK_COOLDOWN_SESSION": "3"})
 
 
 def test_large_batch_fills_each_slot_with_the_best_signal_of_a_new_ticker():

@@ -1,5 +1,6 @@
 """The sample market: deterministic, realistic prices and Reddit, a planted edge of documented
-size, and dirt at documented rates that the contract's validation rules undo."""
+size, rare catalyst events with a documented hit rate, and dirt at documented rates that the
+contract's validation rules undo."""
 
 from __future__ import annotations
 
@@ -13,10 +14,20 @@ from hypothesis import strategies as st
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 from tft_pipeline import sample_market
+from tft_pipeline.features.catalysts import catalyst_direction
+from tft_pipeline.features.sentiment import score_sentiment
+from tft_pipeline.features.snapshots import price_technicals
+from tft_pipeline.model.labels import DEFAULT_RULE, triple_barrier_labels
 from tft_pipeline.sample_market import (
+    CATALYST_BURST_POSTS,
+    CATALYST_KINDS,
+    CATALYST_RATE,
+    CATALYST_RUMOUR_SHARE,
     COMMENT_DIRT_RATES,
     POST_DIRT_RATES,
     PRICE_DIRT_RATES,
+    catalyst_edge_summary,
+    catalyst_events,
     generate_price_history,
     generate_reddit_comments,
     generate_reddit_posts,
@@ -24,9 +35,13 @@ from tft_pipeline.sample_market import (
     planted_edge_summary,
     ticker_profile,
 )
+from tft_pipeline.sample_market import catalysts as catalysts_module
+from tft_pipeline.sample_market import edge as edge_module
+from tft_pipeline.sample_market import ids as ids_module
 from tft_pipeline.sample_market import prices as prices_module
 from tft_pipeline.sample_market import reddit as reddit_module
-from tft_pipeline.sample_market.span import calendar_sessions
+from tft_pipeline.sample_market import text as text_module
+from tft_pipeline.sample_market.span import calendar_sessions, session_count
 from tft_pipeline.sample_market.text import DECOY_WORDS, TRADING_SLANG
 from tft_pipeline.tables import RAW_COMMENT_COLUMNS, RAW_POST_COLUMNS, RAW_PRICE_COLUMNS
 from tft_pipeline.trading_calendar import (
@@ -49,7 +64,9 @@ def clear_caches() -> None:
     prices_module.ticker_path.cache_clear()
     prices_module.ticker_profile.cache_clear()
     prices_module.market_path.cache_clear()
+    catalysts_module.catalyst_path.cache_clear()
     reddit_module._session_chatter.cache_clear()
+    reddit_module._session_catalyst_chatter.cache_clear()
 
 
 def posts_of(sessions, tickers=DEFAULT_UNIVERSE, **kwargs) -> pd.DataFrame:
@@ -509,6 +526,345 @@ def test_latent_sentiment_is_a_persistent_unit_variance_state():
 def test_edge_summary_needs_a_cross_section():
     with pytest.raises(ValueError, match="at least 5 tickers"):
         planted_edge_summary(["AAPL", "MSFT"], SESSIONS)
+
+
+# --------------------------------------------------------------------------------------------
+# catalyst events
+# --------------------------------------------------------------------------------------------
+
+LONG_SPAN = sessions_between("2010-01-04", "2030-12-31")  # the span the docstring measures on
+
+
+def test_catalyst_events_come_at_the_documented_rate_with_consistent_kinds():
+    tickers = synthetic_universe(300)
+    events = catalyst_events(tickers, calendar_sessions(), seed=SEED)
+    trials = len(tickers) * (session_count() - 1)  # the span's first session has no window
+    rate = len(events) / trials
+    assert 0.003 <= rate <= 0.005
+    assert _near(rate, CATALYST_RATE, trials)
+    assert list(events.columns) == ["ticker", "session_date", "direction", "kind"]
+    assert events["direction"].dtype == np.int8
+    assert set(events["kind"]) == set(CATALYST_KINDS)
+    bullish_kind = events["kind"].isin(catalysts_module.BULLISH_KINDS)
+    assert ((events["direction"] == 1) == bullish_kind).all()
+    assert ((events["direction"] == -1) == ~bullish_kind).all()
+    assert 0.45 < bullish_kind.mean() < 0.55
+    assert not events.duplicated(["ticker", "session_date"]).any()
+
+
+def test_catalyst_events_are_deterministic_and_independent_of_the_universe():
+    sessions = calendar_sessions()[3000:4500]
+    whole = catalyst_events(DEFAULT_UNIVERSE, sessions, seed=SEED)
+    clear_caches()
+    few, part = ["TSLA", "ZQX", "AAPL", "GME", "XOM"], sessions[300:900]
+    alone = catalyst_events(few[::-1], part, seed=SEED)  # another universe, order and range
+    expected = whole[whole["ticker"].isin(few) & whole["session_date"].isin(part)]
+    pd.testing.assert_frame_equal(
+        alone[alone["ticker"] != "ZQX"].reset_index(drop=True), expected.reset_index(drop=True)
+    )
+    assert len(expected) > 0
+    pd.testing.assert_frame_equal(
+        catalyst_events(DEFAULT_UNIVERSE[::-1], sessions, seed=SEED), whole
+    )
+    other_seed = catalyst_events(DEFAULT_UNIVERSE, sessions, seed=SEED + 1)
+    assert not other_seed[["ticker", "session_date"]].equals(whole[["ticker", "session_date"]])
+
+
+def test_catalyst_templates_read_with_their_sign_in_the_lexicon_and_in_vader():
+    texts, signs = [], []
+    for kind, sign in zip(CATALYST_KINDS, catalysts_module.KIND_DIRECTION):
+        for pool in (
+            text_module.CATALYST_TITLES,
+            text_module.CATALYST_SENTENCES,
+            text_module.CATALYST_COMMENTS,
+        ):
+            assert len(pool[kind]) >= 2
+            for template in pool[kind]:
+                assert "{T}" in template  # every catalyst phrase names its ticker
+                for reference in ("$NVDA", "NVDA"):
+                    texts.append(template.replace("{T}", reference))
+                    signs.append(int(sign))
+        assert len(text_module.CATALYST_TITLES[kind]) >= 4
+    named = pd.Series(texts)
+    assert (catalyst_direction(named).to_numpy() == signs).all()
+    assert (np.sign(score_sentiment(named)).to_numpy() == signs).all()
+    # Reactions carry the tone but no catalyst words; the ordinary chatter carries none either.
+    reactions, reaction_signs = [], []
+    for pool in (text_module.CATALYST_REACTIONS, text_module.CATALYST_COMMENT_REACTIONS):
+        for tone, sign in ((text_module.BULLISH, 1), (text_module.BEARISH, -1)):
+            reactions += pool[tone]
+            reaction_signs += [sign] * len(pool[tone])
+    reactions = pd.Series(reactions)
+    assert (catalyst_direction(reactions) == 0).all()
+    assert (np.sign(score_sentiment(reactions)).to_numpy() == reaction_signs).all()
+    ordinary = [t for group in text_module.TITLES.values() for t in group]
+    for pool in (text_module.POST_SENTENCES, text_module.COMMENT_SENTENCES):
+        ordinary += [t for by_tone in pool.values() for group in by_tone.values() for t in group]
+    assert (catalyst_direction(pd.Series(ordinary)) == 0).all()
+
+
+def _with_ticker(frame: pd.DataFrame, text_column: str, tickers) -> pd.DataFrame:
+    """Rows whose text carries catalyst words, with that sign and the ticker the text names."""
+    words = frame[text_column].fillna("")
+    sign = catalyst_direction(words)
+    pattern = r"(?<![\w$])\$?(" + "|".join(sorted(tickers, key=len, reverse=True)) + r")\b"
+    named = words.str.extract(pattern)[0]
+    return frame.assign(sign=sign.to_numpy(), ticker=named.to_numpy())[sign.to_numpy() != 0]
+
+
+def _against_events(chatter: pd.DataFrame, events: pd.DataFrame) -> pd.DataFrame:
+    return chatter.merge(
+        events.rename(columns={"direction": "event_direction"}),
+        on=["ticker", "session_date"],
+        how="left",
+    )
+
+
+def test_event_bursts_name_the_ticker_and_read_with_the_events_sign(clean_posts, clean_comments):
+    events = catalyst_events(DEFAULT_UNIVERSE, SESSIONS, seed=SEED)
+    assert len(events) >= 8
+    posts = clean_posts.assign(text=clean_posts["title"] + "\n\n" + clean_posts["selftext"])
+    chatter = _against_events(_with_ticker(posts, "text", DEFAULT_UNIVERSE), events)
+    assert chatter["ticker"].notna().all()
+    # The ticker is in the title and again in the selftext, as "$TICK" or "TICK".
+    assert all(
+        t in title and t in body
+        for t, title, body in chatter[["ticker", "title", "selftext"]].to_numpy()
+    )
+    bursts = chatter[chatter["event_direction"].notna()]
+    assert (bursts["sign"] == bursts["event_direction"]).all()
+    assert (np.sign(score_sentiment(bursts["text"])) == bursts["sign"]).all()
+    per_event = (
+        bursts.groupby(["ticker", "session_date"])
+        .size()
+        .reindex(pd.MultiIndex.from_frame(events[["ticker", "session_date"]]), fill_value=0)
+    )
+    assert (per_event > 0).mean() >= 0.9
+    assert per_event.mean() == pytest.approx(CATALYST_BURST_POSTS, rel=0.35)
+    # Comments on the burst that name the ticker in catalyst words read the same way.
+    comments = _against_events(_with_ticker(clean_comments, "body", DEFAULT_UNIVERSE), events)
+    on_event = comments[comments["event_direction"].notna()]
+    assert len(on_event) > 20
+    assert (on_event["sign"] == on_event["event_direction"]).all()
+
+
+def test_rumours_use_the_same_words_on_sessions_without_an_event():
+    tickers, sessions = synthetic_universe(150), calendar_sessions()[5000:5100]
+    posts = generate_reddit_posts(sessions, tickers, SUBREDDITS, seed=SEED, dirt=False)
+    posts = posts.assign(text=posts["title"] + "\n\n" + posts["selftext"])
+    events = catalyst_events(tickers, sessions, seed=SEED)
+    chatter = _against_events(_with_ticker(posts, "text", tickers), events)
+    rumours = chatter[chatter["event_direction"].isna()]
+    bursts = chatter[chatter["event_direction"].notna()]
+    assert len(rumours) > 20 and len(events) > 30
+    assert 0.08 < len(rumours) / len(bursts) < 0.25  # about CATALYST_RUMOUR_SHARE
+    assert CATALYST_RUMOUR_SHARE == 0.15
+    assert set(rumours["sign"]) == {-1, 1}
+    # Text alone cannot tell them apart; a burst is many posts, a rumour mostly one.
+    rumour_size = rumours.groupby(["ticker", "session_date"]).size().mean()
+    burst_size = bursts.groupby(["ticker", "session_date"]).size().mean()
+    assert rumour_size < 1.5 and burst_size > 4.0
+
+
+@pytest.fixture(scope="module")
+def default_catalyst_trades() -> edge_module.CatalystTrades:
+    return edge_module.catalyst_trades(DEFAULT_UNIVERSE, LONG_SPAN)
+
+
+def _welch_t(a: np.ndarray, b: np.ndarray) -> float:
+    return (a.mean() - b.mean()) / np.sqrt(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b))
+
+
+def test_the_event_session_carries_no_drift_and_the_sessions_after_do(default_catalyst_trades):
+    trades = default_catalyst_trades
+    bullish, bearish, quiet = trades.direction > 0, trades.direction < 0, trades.direction == 0
+    assert bullish.sum() > 400 and bearish.sum() > 400
+    same, following = trades.session_return, trades.next_session_return  # in daily vols
+    for side in (bullish, bearish):
+        # D's own close-to-close return is like any other day's: the news is not in D's price.
+        assert abs(_welch_t(same[side], same[quiet])) < 3.5
+        assert abs(same[side].mean() - same[quiet].mean()) < 0.15
+    assert _welch_t(following[bullish], following[quiet]) > 8
+    assert _welch_t(following[quiet], following[bearish]) > 8
+    assert following[bullish].mean() > 0.5 and following[bearish].mean() < -0.5
+
+
+def test_the_drift_is_intraday_so_an_order_at_the_next_open_catches_it():
+    events = catalyst_events(DEFAULT_UNIVERSE, LONG_SPAN)
+    gaps, days = [], []
+    for ticker, group in events.groupby("ticker"):  # one slice per ticker, vectorized inside it
+        path = prices_module.ticker_path(ticker)
+        day = calendar_sessions().get_indexer(group["session_date"])
+        keep = day + 1 < session_count()
+        day, sign = day[keep], group["direction"].to_numpy()[keep]
+        volatility = ticker_profile(ticker).daily_volatility
+        gaps.append(sign * (path.log_open[day + 1] - path.log_close[day]) / volatility)
+        days.append(sign * (path.log_close[day + 1] - path.log_open[day + 1]) / volatility)
+    gap, intraday = np.concatenate(gaps), np.concatenate(days)
+    assert abs(gap.mean()) < 4 * gap.std() / np.sqrt(len(gap))  # the overnight gap has none
+    assert intraday.mean() > 0.5
+
+
+def test_the_catalyst_trade_hits_its_target_as_documented():
+    summary = catalyst_edge_summary(DEFAULT_UNIVERSE, LONG_SPAN)
+    assert 3.0 <= summary["events_per_1000"] <= 5.0
+    assert summary["hit_rate_bullish"] >= 0.75
+    assert summary["hit_rate_bearish"] >= 0.75
+    assert summary["hit_rate"] <= 0.9  # strong, not certain
+    assert summary["base_hit_rate_long"] < 0.35 and summary["base_hit_rate_short"] < 0.35
+    assert summary["mean_event_return_10"] > 0.1
+    assert abs(summary["mean_base_return_10"]) < 0.01
+    assert abs(summary["event_session_return_t"]) < 3.5
+    # The figures the sample_market docstring quotes.
+    assert (summary["events"], summary["bullish_events"], summary["bearish_events"]) == (
+        1058,
+        522,
+        536,
+    )
+    assert summary["ticker_sessions"] == 263_450
+    assert summary["hit_rate_bullish"] == pytest.approx(0.843, abs=0.0006)
+    assert summary["hit_rate_bearish"] == pytest.approx(0.789, abs=0.0006)
+    assert summary["base_hit_rate_long"] == pytest.approx(0.278, abs=0.0006)
+
+
+def test_the_catalyst_trade_agrees_with_the_model_labels_and_a_plain_loop():
+    tickers = ("AAPL", "GME", "MRNA", "ZQX", "KO")
+    sessions = calendar_sessions()[5000:5300]
+    trades = edge_module.catalyst_trades(tickers, sessions, seed=SEED)
+    first, last = int(trades.ordinals[0]), int(trades.ordinals[-1])
+    bars = generate_price_history(
+        tickers, calendar_sessions()[first - 100 : last + 11], seed=SEED, dirt=False
+    )
+    # The ATR is the one the features compute (Wilder ATR(14)), known at D's close.
+    technicals = price_technicals(bars).set_index(["session_date", "ticker"])["atr_14"]
+    days = calendar_sessions()[trades.ordinals]
+    feature_atr = technicals.unstack().reindex(index=days, columns=list(tickers)).to_numpy()
+    np.testing.assert_allclose(trades.atr, feature_atr, rtol=1e-9)
+    # The long trade is the model's triple-barrier label of an entry at D+1's open.
+    entries = pd.DataFrame(
+        {
+            "ticker": np.tile(np.array(tickers, dtype=object), len(days)),
+            "session_date": np.repeat(days.to_numpy(), len(tickers)),
+            "next_open": trades.entry.ravel(),
+            "atr_14": trades.atr.ravel(),
+        }
+    )
+    labels = triple_barrier_labels(
+        entries, bars, DEFAULT_RULE, entry_column="next_open", atr_column="atr_14"
+    )
+    assert (DEFAULT_RULE.target_atr, DEFAULT_RULE.stop_atr, DEFAULT_RULE.horizon) == (
+        edge_module.CATALYST_TARGET_ATR,
+        edge_module.CATALYST_STOP_ATR,
+        edge_module.CATALYST_HORIZON,
+    )
+    assert ((labels["label"] == 1.0).to_numpy() == trades.long_hit.ravel()).mean() > 0.995
+    # Both sides against a plain loop over the bars (a bar touching both barriers is the stop).
+    wide = {
+        c: bars.pivot(index="session_date", columns="ticker", values=c)[list(tickers)]
+        for c in ("high", "low")
+    }
+    rng = np.random.default_rng(0)
+    for row, col in zip(rng.integers(0, len(days), 300), rng.integers(0, len(tickers), 300)):
+        entry, atr = trades.entry[row, col], trades.atr[row, col]
+        ahead = wide["high"].index.get_loc(days[row]) + 1
+        highs = wide["high"].iloc[ahead : ahead + 10, col].to_numpy()
+        lows = wide["low"].iloc[ahead : ahead + 10, col].to_numpy()
+        for side, hit in ((1, trades.long_hit), (-1, trades.short_hit)):
+            expected = False
+            for high, low in zip(highs, lows):
+                favourable, adverse = (high, low) if side > 0 else (-low, -high)
+                if adverse <= side * entry - atr:
+                    break
+                if favourable >= side * entry + 2 * atr:
+                    expected = True
+                    break
+            assert hit[row, col] == expected
+
+
+def test_volume_jumps_on_event_sessions(long_history):
+    bars = long_history.sort_values(["ticker", "session_date"]).reset_index(drop=True)
+    events = catalyst_events(bars["ticker"].unique(), calendar_sessions(), seed=SEED)
+    flagged = bars.merge(events, on=["ticker", "session_date"], how="left")["direction"].notna()
+    log_volume = np.log(bars["volume"])
+    typical = log_volume.groupby(bars["ticker"]).transform("median")
+    excess = (log_volume - typical).to_numpy()
+    jump = excess[flagged.to_numpy()].mean() - excess[~flagged.to_numpy()].mean()
+    assert flagged.sum() > 400
+    assert np.log(2.0) < jump < np.log(4.0)
+
+
+@pytest.fixture
+def without_catalysts(monkeypatch):
+    """The market as it was before catalysts: no events, no rumours (caches forgotten around it)."""
+    clear_caches()
+    yield monkeypatch.setattr
+    clear_caches()
+
+
+def _catalyst_ids(
+    ids: pd.Series, base: int, stride: int, ranges: list[tuple[int, int]]
+) -> np.ndarray:
+    within = (ids.map(lambda i: int(i, 36)).to_numpy() - base) % stride
+    return np.any([(within >= low) & (within < high) for low, high in ranges], axis=0)
+
+
+def test_catalysts_leave_the_rest_of_the_market_as_it_was(posts, comments, without_catalysts):
+    tickers = DEFAULT_UNIVERSE[:8]
+    with_catalysts = {t: prices_module.ticker_path(t, SEED) for t in tickers}
+    drift = {
+        t: catalysts_module.event_drift(catalysts_module.catalyst_path(t, SEED)) for t in tickers
+    }
+    events = {t: catalysts_module.catalyst_path(t, SEED).direction != 0 for t in tickers}
+    days = SESSIONS[10:25]
+    day_posts = posts[posts["session_date"].isin(days)].reset_index(drop=True)
+    day_comments = comments[comments["session_date"].isin(days)].reset_index(drop=True)
+    clear_caches()
+    without_catalysts(catalysts_module, "CATALYST_RATE", 0.0)
+    without_catalysts(reddit_module, "RUMOUR_POSTS_PER_TICKER_SESSION", 0.0)
+
+    for ticker in tickers:
+        new, old = with_catalysts[ticker], prices_module.ticker_path(ticker, SEED)
+        quiet = drift[ticker][1:] == 0
+        np.testing.assert_allclose(
+            np.diff(new.log_close)[quiet], np.diff(old.log_close)[quiet], rtol=0, atol=1e-12
+        )
+        assert not np.allclose(np.diff(new.log_close), np.diff(old.log_close))
+        np.testing.assert_allclose(
+            new.log_open[1:] - new.log_close[:-1], old.log_open[1:] - old.log_close[:-1], atol=1e-12
+        )
+        assert (new.volume[~events[ticker]] == old.volume[~events[ticker]]).all()
+        assert (new.volume[events[ticker]] > old.volume[events[ticker]]).all()
+        assert (new.sentiment == old.sentiment).all() and (new.attention == old.attention).all()
+
+    # The ordinary chatter, dirt included, is exactly what it was; catalysts only add rows.
+    catalyst_posts = _catalyst_ids(
+        day_posts["post_id"],
+        ids_module.POST_ID_BASE,
+        ids_module.POST_ID_STRIDE,
+        [(ids_module.CATALYST_POST_ID_OFFSET, ids_module.POST_ID_STRIDE)],
+    )
+    shells = ids_module.SHELL_ID_OFFSET + ids_module.CATALYST_COMMENT_ID_OFFSET
+    catalyst_comments = _catalyst_ids(
+        day_comments["comment_id"],
+        ids_module.COMMENT_ID_BASE,
+        ids_module.COMMENT_ID_STRIDE,
+        [
+            (ids_module.CATALYST_COMMENT_ID_OFFSET, ids_module.SHELL_ID_OFFSET),
+            (shells, ids_module.COMMENT_ID_STRIDE),
+        ],
+    )
+    assert catalyst_posts.sum() > 5 and catalyst_comments.sum() > 20
+    pd.testing.assert_frame_equal(day_posts[~catalyst_posts].reset_index(drop=True), posts_of(days))
+    pd.testing.assert_frame_equal(
+        day_comments[~catalyst_comments].reset_index(drop=True), comments_of(days)
+    )
+
+
+def test_planted_edge_keeps_its_documented_figures_next_to_the_catalysts():
+    summary = planted_edge_summary(DEFAULT_UNIVERSE, calendar_sessions())
+    assert summary["ic_1"] == pytest.approx(0.033, abs=0.001)
+    assert summary["ic_5"] == pytest.approx(0.041, abs=0.001)
+    assert summary["quintile_spread_5"] == pytest.approx(0.0062, abs=0.0002)
 
 
 # --------------------------------------------------------------------------------------------

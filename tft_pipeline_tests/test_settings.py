@@ -274,3 +274,28 @@ def test_costs_default_to_the_portfolios_and_refuse_nonsense():
     for variable, value in (("TFT_COMMISSION_BPS", "-1"), ("TFT_SLIPPAGE_BPS", "inf")):
         with pytest.raises(SettingsError, match=variable):
             load_settings(None, **{variable: value})
+
+
+def test_orders_fill_at_the_next_open_unless_told_to_fill_at_the_close():
+    from tft_pipeline.portfolio import PortfolioConfig
+    from tft_pipeline.settings import FillAt
+
+    assert load_settings(None).fill_at is FillAt.NEXT_OPEN
+    assert PortfolioConfig().fill_at == FillAt.NEXT_OPEN.value == "next_open"
+    assert load_settings(None, TFT_FILL_AT="close").fill_at is FillAt.CLOSE
+    assert load_settings(None, TFT_FILL_AT=" Next_Open ").fill_at is FillAt.NEXT_OPEN
+
+
+def test_a_bad_fill_time_fails_naming_the_variable_and_the_choices(monkeypatch):
+    monkeypatch.setenv("TFT_FILL_AT", "open")
+    assert "TFT_FILL_AT='open': allowed values are 'next_open' or 'close'" in _startup_error()
+
+
+def test_protection_limits_reach_the_settings_from_the_environment(monkeypatch):
+    monkeypatch.setenv("TFT_RISK_COOLDOWN_SESSIONS", "2")
+    monkeypatch.setenv("TFT_RISK_MAX_DAILY_LOSS", "0.05")
+    limits = load_settings(None).risk_limits
+    assert (limits.cooldown_sessions, limits.max_daily_loss) == (2, 0.05)
+    assert (limits.drawdown_lookback_sessions, limits.drawdown_stop_sessions) == (60, 20)
+    monkeypatch.setenv("TFT_RISK_DRAWDOWN_STOP_SESSIONS", "0")
+    assert "TFT_RISK_DRAWDOWN_STOP_SESSIONS='0'" in _startup_error()

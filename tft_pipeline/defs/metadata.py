@@ -27,13 +27,25 @@ def preview(frame: pd.DataFrame, rows: int = 5, max_text: int = 60) -> MetadataV
     return MetadataValue.md(shown + head.to_markdown(index=False))
 
 
-def counts_table(counts: Mapping[str, int] | pd.Series, key: str, value: str = "rows") -> MetadataValue:
+def counts_table(
+    counts: Mapping[str, int] | pd.Series, key: str, value: str = "rows"
+) -> MetadataValue:
     """A two-column Markdown table of counts, largest first."""
     series = pd.Series(counts, dtype="int64").sort_values(ascending=False)
     if series.empty:
         return MetadataValue.md("_none_")
     frame = series.rename_axis(key).reset_index(name=value)
     return MetadataValue.md(frame.to_markdown(index=False))
+
+
+def reliability_markdown(table: pd.DataFrame) -> MetadataValue:
+    """A reliability table (band, count, mean confidence, hit rate) as Markdown, figures rounded."""
+    if table.empty:
+        return MetadataValue.md("_no resolved outcomes to compare with_")
+    shown = table.assign(
+        mean_confidence=table["mean_confidence"].round(3), hit_rate=table["hit_rate"].round(3)
+    )
+    return MetadataValue.md(shown.to_markdown(index=False))
 
 
 def png(image: bytes, title: str) -> MetadataValue:

@@ -67,8 +67,5 @@ def brier_skill(confidence: np.ndarray, outcome: np.ndarray, reference_rate: flo
 
 def has_skill(auc: float, brier_skill_score: float) -> bool:
     """Positive out-of-sample skill: ranks better than chance AND beats the base rate."""
-    return (
-        bool(np.isfinite(auc) and np.isfinite(brier_skill_score))
-        and auc > 0.5
-        and brier_skill_score > 0.0
-    )
+    finite = bool(np.isfinite(auc) and np.isfinite(brier_skill_score))
+    return finite and bool(auc > 0.5) and bool(brier_skill_score > 0.0)

@@ -150,8 +150,14 @@ def add_price_dirt(bars: pd.DataFrame, seed: int) -> pd.DataFrame:
 # --------------------------------------------------------------------------------------------
 
 
-def add_post_dirt(posts: pd.DataFrame, chatters: list, seed: int) -> pd.DataFrame:
-    """``posts`` (true posts, in the order of ``chatters``) plus their dirt rows."""
+def add_post_dirt(
+    posts: pd.DataFrame, chatters: list, seed: int, stream: Stream = Stream.POST_DIRT
+) -> pd.DataFrame:
+    """``posts`` (true posts, in the order of ``chatters``) plus their dirt rows.
+
+    ``stream`` keys the draws: each kind of chatter (ordinary, catalyst) has its own, so adding
+    one kind never moves the other's dirt.
+    """
     posts = posts.reset_index(drop=True)
     repeat_rows, repeat_delay = [], []
     edit_rows, edit_delay, edit_counts, edit_growth, edit_note = [], [], [], [], []
@@ -159,7 +165,9 @@ def add_post_dirt(posts: pd.DataFrame, chatters: list, seed: int) -> pd.DataFram
     offset = 0
     for chatter in chatters:
         count = len(chatter.post_id)
-        rng = generator(seed, Stream.POST_DIRT, chatter.ordinal)
+        if count == 0:  # nothing to dirty (most sessions have no catalyst posts)
+            continue
+        rng = generator(seed, stream, chatter.ordinal)
         draws = rng.random((count, len(POST_DIRT_RATES)))
         repeat = np.flatnonzero(draws[:, 0] < POST_DIRT_RATES["repeat_fetch"])
         edited = np.flatnonzero(draws[:, 1] < POST_DIRT_RATES["edited_refetch"])
@@ -200,8 +208,17 @@ def add_post_dirt(posts: pd.DataFrame, chatters: list, seed: int) -> pd.DataFram
     return pd.concat([posts, repeats, edits, broken], ignore_index=True)
 
 
-def add_comment_dirt(comments: pd.DataFrame, seed: int) -> pd.DataFrame:
-    """``comments`` (true comments, sorted by session, time and id) plus their dirt rows."""
+def add_comment_dirt(
+    comments: pd.DataFrame,
+    seed: int,
+    stream: Stream = Stream.COMMENT_DIRT,
+    shell_id_offset: int = SHELL_ID_OFFSET,
+) -> pd.DataFrame:
+    """``comments`` (true comments, sorted by session, time and id) plus their dirt rows.
+
+    ``stream`` and ``shell_id_offset`` belong to the kind of chatter (ordinary, catalyst), so each
+    kind's dirt and shell ids are its own.
+    """
     comments = comments.reset_index(drop=True)
     ordinals = calendar_sessions().get_indexer(comments["session_date"])
     boundaries = np.flatnonzero(np.diff(ordinals)) + 1
@@ -215,7 +232,7 @@ def add_comment_dirt(comments: pd.DataFrame, seed: int) -> pd.DataFrame:
     for start, end in zip(starts, ends):
         ordinal = int(ordinals[start])
         count = end - start
-        rng = generator(seed, Stream.COMMENT_DIRT, ordinal)
+        rng = generator(seed, stream, ordinal)
         duplicated = np.flatnonzero(rng.random(count) < COMMENT_DIRT_RATES["duplicate_fetch"])
         duplicate_rows.append(start + duplicated)
         duplicate_delay.append(_later(rng, len(duplicated), 10 * _MINUTE, 6 * _HOUR))
@@ -228,7 +245,7 @@ def add_comment_dirt(comments: pd.DataFrame, seed: int) -> pd.DataFrame:
         shell_template.append(template)
         shell_created.append(created[template] + (rng.random(shells) * room).astype(np.int64))
         shell_ids.append(
-            COMMENT_ID_BASE + ordinal * COMMENT_ID_STRIDE + SHELL_ID_OFFSET + np.arange(shells)
+            COMMENT_ID_BASE + ordinal * COMMENT_ID_STRIDE + shell_id_offset + np.arange(shells)
         )
         shell_fetched.append(closes[ordinal] + _later(rng, shells, 1 * _MINUTE, 10 * _MINUTE))
 

@@ -9,6 +9,10 @@ POST_ID_STRIDE = 1 << 22  # id numbers reserved per session
 COMMENT_ID_BASE = 36**6
 COMMENT_ID_STRIDE = 1 << 24
 SHELL_ID_OFFSET = 1 << 23  # ids of the removed-comment shells added as dirt
+# Catalyst posts and comments (bursts and rumours) number from here inside their session's ids, so
+# the ordinary chatter keeps its ids; their shells start at SHELL_ID_OFFSET + the comment offset.
+CATALYST_POST_ID_OFFSET = 1 << 21
+CATALYST_COMMENT_ID_OFFSET = 1 << 22
 _ALPHABET = np.array(list("0123456789abcdefghijklmnopqrstuvwxyz"))
 _WIDTH = 9  # enough for every id number of the span
 

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 from scipy.signal import lfilter
 
+from tft_pipeline.sample_market.catalysts import catalyst_path, event_drift
 from tft_pipeline.sample_market.dirt import add_price_dirt
 from tft_pipeline.sample_market.layout import exact_layout
 from tft_pipeline.sample_market.randomness import (
@@ -220,6 +221,11 @@ def ticker_path(ticker: str, seed: int = DEFAULT_SEED) -> TickerPath:
 
     current_vol = np.sqrt((profile.beta * market.volatility) ** 2 + (idio_sigma * regime) ** 2)
     surprise = np.minimum(np.abs(returns - DAILY_DRIFT) / current_vol, 6.0)
+    # Catalyst events drift the sessions after them, intraday only (not in the overnight gap
+    # below): a trade at D+1's open still catches it. Attention ignores the drift, so the ordinary
+    # chatter stays exactly as it was; the events speak through their own burst of posts.
+    catalysts = catalyst_path(ticker, seed)
+    returns = returns + event_drift(catalysts) * current_vol
     walk = np.cumsum(returns)
     log_close = math.log(profile.price_level) + walk - walk[anchor_ordinal()]
 
@@ -238,6 +244,7 @@ def ticker_path(ticker: str, seed: int = DEFAULT_SEED) -> TickerPath:
     churn = _ar1(rng, n, 0.6)
     spikes = np.where(rng.random(n) < VOLUME_SPIKE_RATE, np.log(rng.uniform(2.0, 4.0, n)), 0.0)
     log_volume = math.log(profile.base_volume) + 0.3 * churn + 0.6 * log_attention + spikes
+    log_volume = log_volume + catalysts.log_volume_boost  # the news trades on D
     return TickerPath(
         profile=profile,
         log_close=_frozen(log_close),

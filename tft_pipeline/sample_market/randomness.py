@@ -24,6 +24,10 @@ class Stream(IntEnum):
     PRICE_DIRT = 5
     PRICE_FETCH = 6
     AUTHORS = 7
+    CATALYSTS = 8  # each ticker's catalyst events
+    CATALYST_POSTS = 9  # the posts and comments about catalysts (bursts and rumours)
+    CATALYST_POST_DIRT = 10
+    CATALYST_COMMENT_DIRT = 11
 
 
 def ticker_key(ticker: str) -> int:

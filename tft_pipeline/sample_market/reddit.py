@@ -1,4 +1,5 @@
-"""The Reddit side of the sample market: posts and comments per session window, with planted tone."""
+"""The Reddit side of the sample market: posts and comments per session window, with planted tone,
+plus the catalyst layer (bursts about events, rumours) on its own streams and ids."""
 
 from __future__ import annotations
 
@@ -11,12 +12,21 @@ import numpy as np
 import pandas as pd
 
 from tft_pipeline.sample_market import text
+from tft_pipeline.sample_market.catalysts import (
+    CATALYST_KINDS,
+    CATALYST_RATE,
+    KIND_DIRECTION,
+    catalyst_path,
+)
 from tft_pipeline.sample_market.dirt import add_comment_dirt, add_post_dirt
 from tft_pipeline.sample_market.ids import (
+    CATALYST_COMMENT_ID_OFFSET,
+    CATALYST_POST_ID_OFFSET,
     COMMENT_ID_BASE,
     COMMENT_ID_STRIDE,
     POST_ID_BASE,
     POST_ID_STRIDE,
+    SHELL_ID_OFFSET,
     base36,
 )
 from tft_pipeline.sample_market.layout import exact_layout
@@ -46,6 +56,16 @@ COMMENT_OTHER_TICKER = 0.08  # comments about some other ticker than their post'
 # bearish below minus it, neutral between (a text about no ticker has s = 0).
 TONE_LOADING = 1.0
 TONE_THRESHOLD = 0.6
+# Catalyst chatter, on top of the ordinary posts (CATALYST_RATE of ticker-sessions carry an event):
+# about CATALYST_BURST_POSTS posts (Poisson, x scale) about the ticker in its event's window, after
+# the news breaks; and rumours, posts in the same words about a ticker without an event, about
+# CATALYST_RUMOUR_SHARE as many as the event posts over all ticker-sessions (no price effect).
+CATALYST_BURST_POSTS = 6.0
+CATALYST_RUMOUR_SHARE = 0.15
+RUMOUR_POSTS_PER_TICKER_SESSION = CATALYST_RUMOUR_SHARE * CATALYST_RATE * CATALYST_BURST_POSTS
+CATALYST_POST_DELAY_S = 45 * 60.0  # mean delay of the posts after the news (exponential)
+CATALYST_COMMENTS_PER_POST = 4.0  # as many as on an ordinary post
+CATALYST_COMMENT_NAMES_TICKER = 0.6  # the others are reactions ("Huge news, congrats longs!")
 DELETED_AUTHOR_SHARE = 0.02  # "[deleted]"
 MISSING_AUTHOR_SHARE = 0.005  # None, as praw gives for a deleted account
 AUTHOR_POOL_SIZE = 5000
@@ -225,6 +245,27 @@ def _fetch_delay_ns(rng: np.random.Generator, count: int) -> np.ndarray:
     return (60 + rng.integers(0, 540, count)).astype(np.int64) * 1_000_000_000
 
 
+def _comment_arrivals(
+    rng: np.random.Generator, created: np.ndarray, ordinal: int, mean_per_post: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Comments on posts created at ``created``: (post index, creation time, spilled into the next
+    window), sorted by time. Most land in this window, late ones in the next; later ones are never
+    fetched."""
+    closes = calendar_closes_ns()
+    per_post = rng.negative_binomial(
+        COMMENT_DISPERSION, COMMENT_DISPERSION / (COMMENT_DISPERSION + mean_per_post), len(created)
+    )
+    comment_post = np.repeat(np.arange(len(created), dtype=np.int32), per_post)
+    delay = rng.lognormal(np.log(COMMENT_DELAY_MEDIAN_S), COMMENT_DELAY_SIGMA, len(comment_post))
+    comment_created = created[comment_post] + np.maximum(delay, 1.0).astype(np.int64) * _NS_PER_S
+    horizon = closes[ordinal + 1] if ordinal + 1 < session_count() else closes[ordinal]
+    keep = comment_created < horizon
+    comment_post, comment_created = comment_post[keep], comment_created[keep]
+    order = np.argsort(comment_created, kind="stable")
+    comment_post, comment_created = comment_post[order], comment_created[order]
+    return comment_post, comment_created, comment_created >= closes[ordinal]
+
+
 @lru_cache(maxsize=64)
 def _session_chatter(
     seed: int, ordinal: int, tickers: tuple[str, ...], subreddits: tuple[str, ...], scale: float
@@ -277,20 +318,10 @@ def _session_chatter(
         "post_fetched": post_fetched,
     }
 
-    # Comments: most land in this window, late ones in the next; later ones are never fetched.
-    per_post = rng.negative_binomial(
-        COMMENT_DISPERSION, COMMENT_DISPERSION / (COMMENT_DISPERSION + COMMENTS_PER_POST), count
+    comment_post, comment_created, spilled = _comment_arrivals(
+        rng, created, ordinal, COMMENTS_PER_POST
     )
-    comment_post = np.repeat(np.arange(count, dtype=np.int32), per_post)
-    delay = rng.lognormal(np.log(COMMENT_DELAY_MEDIAN_S), COMMENT_DELAY_SIGMA, len(comment_post))
-    comment_created = created[comment_post] + np.maximum(delay, 1.0).astype(np.int64) * _NS_PER_S
-    horizon = closes[ordinal + 1] if has_next else closes[ordinal]
-    keep = comment_created < horizon
-    comment_post, comment_created = comment_post[keep], comment_created[keep]
-    order = np.argsort(comment_created, kind="stable")
-    comment_post, comment_created = comment_post[order], comment_created[order]
     n_comments = len(comment_post)
-    spilled = comment_created >= closes[ordinal]
     comment_session = np.where(spilled, ordinal + 1, ordinal).astype(np.int32)
 
     subject = ticker[comment_post].copy()
@@ -337,6 +368,153 @@ def _session_chatter(
     )
 
 
+def _empty_chatter(ordinal: int) -> _Chatter:
+    """A window without posts of this kind."""
+    none = np.zeros(0, dtype=np.int64)
+    fields = {name: none for name in _Chatter.__dataclass_fields__ if name != "ordinal"}
+    return _Chatter(ordinal=ordinal, **fields)
+
+
+def _catalyst_states(
+    tickers: tuple[str, ...], ordinal: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Event direction (0 for none) and kind index (-1 for none) of every ticker at ``ordinal``."""
+    paths = [catalyst_path(ticker, seed) for ticker in tickers]
+    direction = np.array([p.direction[ordinal] for p in paths], dtype=np.int8)
+    kind = np.array([p.kind[ordinal] for p in paths], dtype=np.int64)
+    return direction, kind
+
+
+@lru_cache(maxsize=64)
+def _session_catalyst_chatter(
+    seed: int, ordinal: int, tickers: tuple[str, ...], subreddits: tuple[str, ...], scale: float
+) -> _Chatter:
+    """The catalyst posts (event bursts and rumours) of session ``ordinal``'s window and their
+    comments, from (seed, ordinal) alone and their own stream: the ordinary chatter never moves."""
+    rng = generator(seed, Stream.CATALYST_POSTS, ordinal)
+    closes = calendar_closes_ns()
+    event_direction, event_kind = _catalyst_states(tickers, ordinal, seed)
+    is_event = event_direction != 0
+    # A rumour is about some kind of news, either way, for a ticker that has none.
+    kind = np.where(is_event, event_kind, rng.integers(0, len(CATALYST_KINDS), len(tickers)))
+    expected = scale * np.where(is_event, CATALYST_BURST_POSTS, RUMOUR_POSTS_PER_TICKER_SESSION)
+    per_ticker = rng.poisson(expected)
+    count = int(per_ticker.sum())
+    if count == 0:
+        return _empty_chatter(ordinal)
+
+    # The news breaks (or the rumour starts) at a busy moment of the window; posts follow it at
+    # exponential delays truncated to the window's end, so they all belong to this session.
+    talked = np.flatnonzero(per_ticker)
+    starts, lengths, intensity = _window_bins(ordinal)
+    bins = rng.choice(len(starts), size=len(talked), p=intensity / intensity.sum())
+    offsets_s = (rng.random(len(talked)) * (lengths[bins] // _NS_PER_S)).astype(np.int64)
+    news_at = np.repeat(starts[bins] + offsets_s * _NS_PER_S, per_ticker[talked])
+    room_s = (closes[ordinal] - news_at) // _NS_PER_S
+    mean_s = CATALYST_POST_DELAY_S
+    delay_s = -mean_s * np.log1p(-rng.random(count) * -np.expm1(-room_s / mean_s))
+    delay_s = np.minimum(np.floor(delay_s).astype(np.int64), room_s - 1)
+    created = news_at + delay_s * _NS_PER_S
+    order = np.argsort(created, kind="stable")
+    created = created[order]
+    ticker = np.repeat(talked, per_ticker[talked]).astype(np.int32)[order]
+    post_kind = kind[ticker]
+    direction = KIND_DIRECTION[post_kind]
+
+    vocabulary = text.CATALYST_VOCABULARY
+    post_fetched = closes[ordinal] + _fetch_delay_ns(rng, count)
+    post = {
+        "post_created": created,
+        "post_id": POST_ID_BASE
+        + ordinal * POST_ID_STRIDE
+        + CATALYST_POST_ID_OFFSET
+        + np.arange(count, dtype=np.int64),
+        "post_subreddit": rng.choice(
+            len(subreddits), size=count, p=_subreddit_weights(subreddits)
+        ).astype(np.int16),
+        "post_ticker": ticker,
+        "post_second_ticker": np.full(count, -1, dtype=np.int32),
+        "post_tone": np.where(direction > 0, text.BULLISH, text.BEARISH).astype(np.int8),
+        "post_cashtag": rng.random(count) < CASHTAG_SHARE,
+        "post_second_cashtag": np.zeros(count, dtype=bool),
+        "post_title": vocabulary.titles.pick(post_kind, rng.random(count)),
+        "post_opener": rng.integers(0, len(vocabulary.openers), count),
+        "post_subject": np.zeros(count, dtype=np.int64),
+        "post_sentence_named": vocabulary.post_sentences.pick(post_kind, rng.random(count)),
+        "post_sentence_other": vocabulary.post_sentences.pick(
+            text.catalyst_reaction_group(direction), rng.random(count)
+        ),
+        "post_filler": rng.integers(0, len(vocabulary.fillers), count),
+        "post_author": _draw_authors(rng, count),
+        "post_fetched": post_fetched,
+    }
+
+    comment_post, comment_created, spilled = _comment_arrivals(
+        rng, created, ordinal, CATALYST_COMMENTS_PER_POST
+    )
+    n_comments = len(comment_post)
+    comment_session = np.where(spilled, ordinal + 1, ordinal).astype(np.int32)
+    named = rng.random(n_comments) < CATALYST_COMMENT_NAMES_TICKER
+    comment_group = np.where(
+        named, post_kind[comment_post], text.catalyst_reaction_group(direction[comment_post])
+    )
+    comment_score = np.floor(rng.lognormal(0.8, 1.2, n_comments)).astype(np.int32)
+    comment_score[rng.random(n_comments) < 0.12] *= -1
+    num_comments = np.bincount(
+        comment_post[comment_created < post_fetched[comment_post]], minlength=count
+    ).astype(np.int32)
+    post_score = np.round(
+        rng.lognormal(2.5, 1.0, count) + num_comments * rng.lognormal(1.0, 0.7, count)
+    ).astype(np.int32)
+    return _Chatter(
+        ordinal=ordinal,
+        **post,
+        post_score=post_score,
+        post_num_comments=num_comments,
+        comment_post=comment_post,
+        comment_created=comment_created,
+        comment_id=COMMENT_ID_BASE
+        + ordinal * COMMENT_ID_STRIDE
+        + CATALYST_COMMENT_ID_OFFSET
+        + np.arange(n_comments, dtype=np.int64),
+        comment_session=comment_session,
+        comment_subject=ticker[comment_post],
+        comment_named=named,
+        comment_cashtag=rng.random(n_comments) < CASHTAG_SHARE,
+        comment_tone=np.where(direction[comment_post] > 0, text.BULLISH, text.BEARISH).astype(
+            np.int8
+        ),
+        comment_template=vocabulary.comments.pick(comment_group, rng.random(n_comments)),
+        comment_author=_draw_authors(rng, n_comments),
+        comment_score=comment_score,
+        comment_fetched=closes[comment_session] + _fetch_delay_ns(rng, n_comments),
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class _ChatterKind:
+    """A layer of the sample Reddit with its own vocabulary, random streams and ids."""
+
+    catalyst: bool
+    vocabulary: text.Vocabulary
+    post_dirt: Stream
+    comment_dirt: Stream
+    shell_id_offset: int
+
+
+ORDINARY_CHATTER = _ChatterKind(
+    False, text.ORDINARY_VOCABULARY, Stream.POST_DIRT, Stream.COMMENT_DIRT, SHELL_ID_OFFSET
+)
+CATALYST_CHATTER = _ChatterKind(
+    True,
+    text.CATALYST_VOCABULARY,
+    Stream.CATALYST_POST_DIRT,
+    Stream.CATALYST_COMMENT_DIRT,
+    SHELL_ID_OFFSET + CATALYST_COMMENT_ID_OFFSET,
+)
+CHATTER_KINDS = (ORDINARY_CHATTER, CATALYST_CHATTER)
+
+
 @dataclass(frozen=True)
 class RedditConfig:
     """What a sample Reddit is made of: normalised so that equal configurations share caches."""
@@ -360,8 +538,9 @@ class RedditConfig:
             raise ValueError(f"scale must be positive, got {scale}")
         return cls(tickers=symbols, subreddits=names, seed=int(seed), scale=float(scale))
 
-    def chatter(self, ordinal: int) -> _Chatter:
-        return _session_chatter(self.seed, int(ordinal), self.tickers, self.subreddits, self.scale)
+    def chatter(self, ordinal: int, kind: _ChatterKind = ORDINARY_CHATTER) -> _Chatter:
+        make = _session_catalyst_chatter if kind.catalyst else _session_chatter
+        return make(self.seed, int(ordinal), self.tickers, self.subreddits, self.scale)
 
 
 def reddit_ordinals(sessions: Iterable[dt.date | str | pd.Timestamp]) -> np.ndarray:
@@ -380,12 +559,16 @@ def _references(config: RedditConfig, ticker: np.ndarray, cashtag: np.ndarray) -
     return text.ticker_references(symbols, cashtag)
 
 
-def _posts_of(config: RedditConfig, ordinals: np.ndarray) -> tuple[pd.DataFrame, list[_Chatter]]:
-    """The true posts (no dirt) of the windows of ``ordinals``, and the skeletons they came from."""
-    chatters = [config.chatter(o) for o in ordinals]
+def _posts_of(
+    config: RedditConfig, ordinals: np.ndarray, kind: _ChatterKind = ORDINARY_CHATTER
+) -> tuple[pd.DataFrame, list[_Chatter]]:
+    """The true posts (no dirt) of ``kind`` in the windows of ``ordinals``, and their skeletons."""
+    chatters = [config.chatter(o, kind) for o in ordinals]
+    vocabulary = kind.vocabulary
+    filled = [c for c in chatters if len(c.post_id)]  # most windows have no catalyst posts
 
     def column(name: str) -> np.ndarray:
-        return np.concatenate([getattr(c, name) for c in chatters])
+        return np.concatenate([getattr(c, name) for c in filled])
 
     if not chatters or sum(len(c.post_id) for c in chatters) == 0:
         return empty_frame(RAW_POST_COLUMNS), chatters
@@ -393,7 +576,7 @@ def _posts_of(config: RedditConfig, ordinals: np.ndarray) -> tuple[pd.DataFrame,
     subject = np.where(
         ticker >= 0,
         _references(config, ticker, column("post_cashtag")),
-        text.SUBJECTS[column("post_subject")],
+        vocabulary.subjects[column("post_subject")],
     )
     second = column("post_second_ticker")
     second_sentence = np.where(
@@ -406,13 +589,14 @@ def _posts_of(config: RedditConfig, ordinals: np.ndarray) -> tuple[pd.DataFrame,
         "",
     )
     title = text.concat(
-        text.OPENERS[column("post_opener")], text.TITLE_TABLE.render(column("post_title"), subject)
+        vocabulary.openers[column("post_opener")],
+        vocabulary.titles.render(column("post_title"), subject),
     )
     selftext = text.concat(
-        text.POST_SENTENCE_TABLE.render(column("post_sentence_named"), subject),
+        vocabulary.post_sentences.render(column("post_sentence_named"), subject),
         " ",
-        text.POST_SENTENCE_TABLE.render(column("post_sentence_other"), subject),
-        text.FILLERS[column("post_filler")],
+        vocabulary.post_sentences.render(column("post_sentence_other"), subject),
+        vocabulary.fillers[column("post_filler")],
         second_sentence,
     )
     subreddit = np.array(config.subreddits, dtype=object)[column("post_subreddit")]
@@ -435,14 +619,18 @@ def _posts_of(config: RedditConfig, ordinals: np.ndarray) -> tuple[pd.DataFrame,
     return frame, chatters
 
 
-def _comments_of(config: RedditConfig, ordinals: np.ndarray) -> pd.DataFrame:
-    """The true comments (no dirt) created in the windows of ``ordinals``."""
+def _comments_of(
+    config: RedditConfig, ordinals: np.ndarray, kind: _ChatterKind = ORDINARY_CHATTER
+) -> pd.DataFrame:
+    """The true comments (no dirt) of ``kind`` created in the windows of ``ordinals``."""
     wanted = {int(o) for o in ordinals}
     # Comments of window D come from D's posts and from late comments on D-1's posts.
     sources = sorted(wanted | {o - 1 for o in wanted if o - 1 >= 1})
     parts: list[dict[str, np.ndarray]] = []
     for source in sources:
-        chatter = config.chatter(source)
+        chatter = config.chatter(source, kind)
+        if len(chatter.comment_id) == 0:
+            continue
         keep = np.isin(chatter.comment_session, list(wanted))
         if not keep.any():
             continue
@@ -473,7 +661,7 @@ def _comments_of(config: RedditConfig, ordinals: np.ndarray) -> pd.DataFrame:
     merged = {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
     subject = merged["subject"]
     reference = _references(config, subject, merged["cashtag"])
-    body = text.COMMENT_TABLE.render(merged["template"], reference)
+    body = kind.vocabulary.comments.render(merged["template"], reference)
     frame = pd.DataFrame(
         {
             "comment_id": base36(merged["id"]),
@@ -491,6 +679,14 @@ def _comments_of(config: RedditConfig, ordinals: np.ndarray) -> pd.DataFrame:
     return frame.sort_values(
         ["session_date", "created_utc", "comment_id"], kind="stable"
     ).reset_index(drop=True)
+
+
+def _stack(layers: list[pd.DataFrame]) -> pd.DataFrame:
+    """The rows of every layer of chatter in one frame (the caller sorts them)."""
+    filled = [frame for frame in layers if len(frame)]
+    if len(filled) <= 1:
+        return filled[0] if filled else layers[0]
+    return pd.concat(filled, ignore_index=True)
 
 
 def generate_reddit_posts(
@@ -511,9 +707,13 @@ def generate_reddit_posts(
     """
     config = RedditConfig.of(tickers, subreddits, seed, scale)
     ordinals = reddit_ordinals(sessions)
-    posts, chatters = _posts_of(config, ordinals)
-    if dirt and len(posts):
-        posts = add_post_dirt(posts, chatters, config.seed)
+    layers = []
+    for kind in CHATTER_KINDS:
+        posts, chatters = _posts_of(config, ordinals, kind)
+        if dirt and len(posts):
+            posts = add_post_dirt(posts, chatters, config.seed, kind.post_dirt)
+        layers.append(posts)
+    posts = _stack(layers)
     posts = posts.sort_values(
         ["session_date", "created_utc", "post_id", "fetched_at"], kind="stable"
     )
@@ -535,9 +735,15 @@ def generate_reddit_comments(
     """
     config = RedditConfig.of(tickers, subreddits, seed, scale)
     ordinals = reddit_ordinals(sessions)
-    comments = _comments_of(config, ordinals)
-    if dirt and len(comments):
-        comments = add_comment_dirt(comments, config.seed)
+    layers = []
+    for kind in CHATTER_KINDS:
+        comments = _comments_of(config, ordinals, kind)
+        if dirt and len(comments):
+            comments = add_comment_dirt(
+                comments, config.seed, kind.comment_dirt, kind.shell_id_offset
+            )
+        layers.append(comments)
+    comments = _stack(layers)
     comments = comments.sort_values(
         ["session_date", "created_utc", "comment_id", "fetched_at"], kind="stable"
     )

@@ -14,6 +14,8 @@ from operator import add
 
 import numpy as np
 
+from tft_pipeline.sample_market.catalysts import CATALYST_KINDS
+
 BEARISH, NEUTRAL, BULLISH = 0, 1, 2
 TONES = ("bearish", "neutral", "bullish")
 
@@ -238,3 +240,231 @@ OPENERS = np.array(TITLE_OPENERS, dtype=object)
 FILLERS = np.array(POST_FILLERS, dtype=object)
 SUBJECTS = np.array(GENERIC_SUBJECTS, dtype=object)
 EDITS = np.array(EDIT_NOTES, dtype=object)
+
+
+# --------------------------------------------------------------------------------------------
+# catalyst chatter: news posts in the words of tft_pipeline.features.catalysts' lexicon
+# --------------------------------------------------------------------------------------------
+
+# Titles and named sentences per kind of news (CATALYST_KINDS): each says what happened in the
+# phrases traders use for it, in the tone of its direction (checked with the trading VADER).
+CATALYST_TITLES: dict[str, tuple[str, ...]] = {
+    "fda_approval": (
+        "{T} gets FDA approval for its lead drug, huge win for longs",
+        "FDA approval for {T}! Great news, calls are printing",
+        "{T} wins approval from the FDA, this is amazing",
+        "Approved by the FDA: {T} finally delivers, so happy holding",
+    ),
+    "buyback": (
+        "{T} announces a $5B buyback, love this management",
+        "{T} approves a huge share repurchase, bullish",
+        "Massive buyback at {T}, great for shareholders",
+        "{T} board authorizes a new repurchase program, excellent news",
+    ),
+    "guidance_raise": (
+        "{T} beats and raises, strong quarter",
+        "{T} raises full-year guidance, great momentum",
+        "{T} raised its outlook, this is a winner",
+        "Guidance raise at {T}, best quarter in years",
+    ),
+    "contract_win": (
+        "{T} wins a $2B contract with the Pentagon, huge",
+        "{T} awarded the contract for the new network, bullish",
+        "{T} won a $500M contract, great win for longs",
+        "Big contract win for {T}, love it",
+    ),
+    "takeover_bid": (
+        "Takeover bid for {T} at a 40% premium, congrats longs",
+        "{T} gets a buyout offer, great day for holders",
+        "{T} to be acquired, shareholders win big",
+        "Acquisition offer for {T}, excellent premium",
+    ),
+    "fda_rejection": (
+        "FDA rejects the {T} drug, terrible news",
+        "{T} gets a complete response letter from the FDA, ugly",
+        "{T} fails its phase 3 trial, disaster for longs",
+        "FDA rejection for {T}, bagholders crushed",
+    ),
+    "guidance_cut": (
+        "{T} cuts guidance again, awful quarter",
+        "{T} slashes its guidance, this is ugly",
+        "Guidance cut at {T}, terrible outlook",
+        "{T} lowered guidance for the year, so bad",
+    ),
+    "secondary_offering": (
+        "{T} announces a secondary offering, awful dilution",
+        "{T} share offering is terrible for holders, ugly",
+        "Dilution again at {T}, awful for shareholders",
+        "{T} prices a secondary offering below market, ugly",
+    ),
+    "sec_probe": (
+        "SEC probe into {T} accounting, this looks bad",
+        "{T} under SEC investigation, scary",
+        "{T} gets an SEC subpoena, terrible news",
+        "DOJ probe hits {T}, ugly day for longs",
+    ),
+    "lost_contract": (
+        "{T} lost the contract to a rival, awful",
+        "{T} loses a $1B contract, terrible news",
+        "Contract cancelled for {T}, this hurts",
+        "{T} loses the contract renewal, ugly",
+    ),
+}
+CATALYST_SENTENCES: dict[str, tuple[str, ...]] = {
+    "fda_approval": (
+        "FDA approval came in for {T}, a big win for the pipeline.",
+        "{T} got the FDA approval everyone hoped for, great news.",
+        "Huge that {T} finally got approved by the FDA.",
+    ),
+    "buyback": (
+        "{T} will buy back shares with all that cash, bullish.",
+        "A buyback this size shows {T} management is confident.",
+        "{T} keeps rewarding holders with a repurchase program, excellent.",
+    ),
+    "guidance_raise": (
+        "{T} raised guidance for the full year, strong demand.",
+        "Beat and raise from {T}, best quarter yet.",
+        "{T} raises guidance and the margins look great.",
+    ),
+    "contract_win": (
+        "{T} won the contract over two rivals, great execution.",
+        "This contract win gives {T} years of revenue, bullish.",
+        "{T} was awarded a contract worth billions, awesome.",
+    ),
+    "takeover_bid": (
+        "The takeover bid values {T} far above the market, nice.",
+        "{T} is to be acquired at a big premium, congrats.",
+        "A buyout offer for {T} this rich is a great win.",
+    ),
+    "fda_rejection": (
+        "The FDA rejected the {T} application, painful.",
+        "{T} got a complete response letter, awful for the pipeline.",
+        "The FDA rejection is brutal for {T}.",
+    ),
+    "guidance_cut": (
+        "{T} cut guidance for the full year, weak demand.",
+        "Another guidance cut from {T}, terrible.",
+        "{T} withdrew its guidance, that is a bad sign.",
+    ),
+    "secondary_offering": (
+        "{T} is hurting holders with a secondary offering, awful.",
+        "The dilution from this {T} share offering is brutal.",
+        "{T} needs cash, so a secondary offering it is, ugly.",
+    ),
+    "sec_probe": (
+        "The SEC investigation into {T} could get worse, scary.",
+        "{T} faces an SEC probe over its books, terrible.",
+        "An accounting probe at {T} is a bad sign.",
+    ),
+    "lost_contract": (
+        "{T} lost the contract it relied on, painful.",
+        "{T} loses the contract that paid the bills, awful.",
+        "The contract cancelled by the client was the biggest {T} had, ugly.",
+    ),
+}
+# Reactions without the ticker or catalyst words, by direction (second sentence of a post).
+CATALYST_REACTIONS: dict[int, tuple[str, ...]] = {
+    BULLISH: (
+        "Longs are eating well today, great day.",
+        "Great news for shareholders.",
+        "This is why I hold, love it.",
+        "Tendies incoming FOR everyone who held.",
+    ),
+    BEARISH: (
+        "Bagholders are hurting today.",
+        "Terrible news for shareholders.",
+        "Glad I bought puts, this is ugly.",
+        "Get out before it gets worse, awful.",
+    ),
+}
+CATALYST_COMMENTS: dict[str, tuple[str, ...]] = {
+    "fda_approval": (
+        "{T} FDA approval was the catalyst, nice call.",
+        "Congrats {T} longs, the FDA approval is huge.",
+    ),
+    "buyback": (
+        "{T} buyback will support the stock, love it.",
+        "That {T} share repurchase is great news.",
+    ),
+    "guidance_raise": ("{T} raised guidance, strong buy.", "Beats and raises, {T} is a winner."),
+    "contract_win": ("{T} won the contract, great news.", "Contract win is big for {T}, awesome."),
+    "takeover_bid": ("{T} takeover bid, congrats holders!", "Buyout offer for {T}, nice premium."),
+    "fda_rejection": (
+        "{T} FDA rejection, brutal.",
+        "Complete response letter, {T} is done, awful.",
+    ),
+    "guidance_cut": ("{T} cut guidance, terrible.", "Guidance cut again, {T} is a mess."),
+    "secondary_offering": (
+        "{T} secondary offering, dilution sucks.",
+        "More dilution from {T}, awful.",
+    ),
+    "sec_probe": ("SEC probe at {T}, this is bad.", "SEC investigation at {T}, scary stuff."),
+    "lost_contract": ("{T} lost the contract, painful.", "Contract cancelled, {T} is in trouble."),
+}
+CATALYST_COMMENT_REACTIONS: dict[int, tuple[str, ...]] = {
+    BULLISH: (
+        "Huge news, congrats longs!",
+        "Great news, tendies FOR everyone.",
+        "Love this, holding strong.",
+        "Amazing, best news all year.",
+    ),
+    BEARISH: (
+        "Ouch, brutal news.",
+        "Terrible, I sold at a loss.",
+        "Awful FOR holders, sorry.",
+        "This is bad, get out.",
+    ),
+}
+CATALYST_TITLE_OPENERS: tuple[str, ...] = ("", "", "BREAKING: ", "Just in: ", "[News] ")
+CATALYST_FILLERS: tuple[str, ...] = (
+    "",
+    "",
+    " Source: the press release.",
+    " Link in the comments.",
+    " Not financial advice.",
+)
+
+
+def _kind_groups(pool: dict[str, tuple[str, ...]]) -> list[tuple[str, ...]]:
+    return [pool[kind] for kind in CATALYST_KINDS]
+
+
+def catalyst_reaction_group(direction: np.ndarray) -> np.ndarray:
+    """Group of the tickerless reactions in the catalyst sentence and comment tables."""
+    return len(CATALYST_KINDS) + (np.asarray(direction) > 0).astype(np.int64)
+
+
+# Groups: one per kind (naming the ticker), then the bearish and the bullish reactions.
+CATALYST_TITLE_TABLE = PhraseTable.from_groups(_kind_groups(CATALYST_TITLES))
+CATALYST_SENTENCE_TABLE = PhraseTable.from_groups(
+    _kind_groups(CATALYST_SENTENCES) + [CATALYST_REACTIONS[BEARISH], CATALYST_REACTIONS[BULLISH]]
+)
+CATALYST_COMMENT_TABLE = PhraseTable.from_groups(
+    _kind_groups(CATALYST_COMMENTS)
+    + [CATALYST_COMMENT_REACTIONS[BEARISH], CATALYST_COMMENT_REACTIONS[BULLISH]]
+)
+
+
+@dataclass(frozen=True, eq=False)
+class Vocabulary:
+    """The phrase tables a kind of chatter is written from."""
+
+    titles: PhraseTable
+    post_sentences: PhraseTable
+    comments: PhraseTable
+    openers: np.ndarray
+    fillers: np.ndarray
+    subjects: np.ndarray
+
+
+ORDINARY_VOCABULARY = Vocabulary(
+    TITLE_TABLE, POST_SENTENCE_TABLE, COMMENT_TABLE, OPENERS, FILLERS, SUBJECTS
+)
+CATALYST_VOCABULARY = Vocabulary(
+    CATALYST_TITLE_TABLE,
+    CATALYST_SENTENCE_TABLE,
+    CATALYST_COMMENT_TABLE,
+    np.array(CATALYST_TITLE_OPENERS, dtype=object),
+    np.array(CATALYST_FILLERS, dtype=object),
+    SUBJECTS,
+)

@@ -1,5 +1,7 @@
 """Portfolio assets: the paper positions ledger and the backtest report over everything materialized."""
 
+import io
+
 import pandas as pd
 from dagster import AssetExecutionContext, AssetsDefinition, MetadataValue, Output
 
@@ -7,16 +9,54 @@ from tft_pipeline.backtest import backtest_report as compute_backtest_report
 from tft_pipeline.backtest import buy_and_hold_curve, equity_plot_png
 from tft_pipeline.defs.constants import PORTFOLIO_GROUP
 from tft_pipeline.defs.io_manager import warehouse_asset
-from tft_pipeline.defs.metadata import png, preview
+from tft_pipeline.defs.metadata import png, preview, reliability_markdown
 from tft_pipeline.defs.resources import WarehouseResource
+from tft_pipeline.model.calibration import reliability_table
 from tft_pipeline.paper_trading import BOOK_COLUMNS, latest_positions
 from tft_pipeline.portfolio import EQUITY_COLUMNS, POSITION_COLUMNS
 from tft_pipeline.settings import Settings
 from tft_pipeline.tables import conform
 
+CLOSED_REASONS = ("stop", "target", "expiry")
+
+
+def _calibration_metadata(store, positions: pd.DataFrame) -> dict:
+    """Did the trades win as often as their confidence said, and how skilled was each model
+    version on its own holdout (one reliability table per version)."""
+    closed = positions[positions["exit_reason"].isin(CLOSED_REASONS)]
+    won = (closed["exit_reason"] == "target").astype("float64")
+    metadata = {
+        "closed_trades": MetadataValue.int(len(closed)),
+        "trade_hit_rate": MetadataValue.float(round(float(won.mean()), 4) if len(closed) else 0.0),
+        "trade_mean_confidence": MetadataValue.float(
+            round(float(closed["confidence"].mean()), 4) if len(closed) else 0.0
+        ),
+        "trade_calibration": reliability_markdown(reliability_table(closed["confidence"], won)),
+    }
+    if store.table_exists("signals.model_versions"):
+        versions = store.query(
+            "SELECT model_version, any_value(holdout_auc) AS auc, "
+            "any_value(holdout_brier_skill) AS brier_skill, any_value(has_skill) AS has_skill, "
+            "any_value(holdout_reliability) AS reliability, min(session_date) AS first_session "
+            "FROM signals.model_versions GROUP BY model_version ORDER BY first_session"
+        )
+        sections = []
+        for version in versions.itertuples(index=False):  # one section per model version: a few
+            table = pd.read_json(io.StringIO(version.reliability or "[]"), orient="records")
+            body = table.round(3).to_markdown(index=False) if len(table) else "_no holdout_"
+            sections.append(
+                f"**{version.model_version}** (from {version.first_session:%Y-%m-%d}): AUC "
+                f"{version.auc:.3f}, Brier skill {version.brier_skill:.4f}, "
+                f"{'tradable' if version.has_skill else 'no skill: its signals are rejected'}\n\n{body}"
+            )
+        metadata["model_reliability"] = MetadataValue.md("\n\n".join(sections) or "_no model yet_")
+    return metadata
+
 
 def _read(store, table: str, columns: dict[str, str]) -> pd.DataFrame:
-    return conform(store.read_table(table) if store.table_exists(table) else pd.DataFrame(), columns)
+    return conform(
+        store.read_table(table) if store.table_exists(table) else pd.DataFrame(), columns
+    )
 
 
 def portfolio_assets(settings: Settings) -> list[AssetsDefinition]:
@@ -61,11 +101,20 @@ def portfolio_assets(settings: Settings) -> list[AssetsDefinition]:
         equity = _read(store, "portfolio.equity", EQUITY_COLUMNS).sort_values("session_date")
         ledger_positions = _read(store, "portfolio.positions", POSITION_COLUMNS)
         first, last = equity["session_date"].min(), equity["session_date"].max()
-        prices = store.read_sessions("clean.price_history", first, last) if len(equity) else pd.DataFrame()
-        report = compute_backtest_report(equity, ledger_positions, prices, initial_equity=initial_equity)
+        prices = (
+            store.read_sessions("clean.price_history", first, last)
+            if len(equity)
+            else pd.DataFrame()
+        )
+        report = compute_backtest_report(
+            equity, ledger_positions, prices, initial_equity=initial_equity
+        )
         decisions = (
             store.read_sessions(
-                "signals.risk_decisions", first, last, columns=["session_date", "accepted", "reasons"]
+                "signals.risk_decisions",
+                first,
+                last,
+                columns=["session_date", "accepted", "reasons"],
             )
             if len(equity) and store.table_exists("signals.risk_decisions")
             else pd.DataFrame({"session_date": [], "accepted": [], "reasons": []})
@@ -81,8 +130,10 @@ def portfolio_assets(settings: Settings) -> list[AssetsDefinition]:
         # Figures as a trader reads them; the table keeps full precision for machines.
         metadata = {
             key: (
-                MetadataValue.float(value) if isinstance(value, float)
-                else MetadataValue.int(value) if isinstance(value, int)
+                MetadataValue.float(value)
+                if isinstance(value, float)
+                else MetadataValue.int(value)
+                if isinstance(value, int)
                 else MetadataValue.text(value)
             )
             for key, value in people.items()
@@ -95,6 +146,7 @@ def portfolio_assets(settings: Settings) -> list[AssetsDefinition]:
             "sessions give it enough labelled rows to train)"
         )
         metadata["equity_and_drawdown"] = png(image, "equity and drawdown")
+        metadata.update(_calibration_metadata(store, ledger_positions))
         figures = report.as_dict()
         return Output(pd.DataFrame([figures]), metadata=metadata)
 

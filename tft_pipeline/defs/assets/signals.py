@@ -1,5 +1,6 @@
 """Signal assets: the walk-forward baseline model's signals and the model versions behind them."""
 
+import io
 import pickle
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from tft_pipeline.defs.constants import (
 )
 from tft_pipeline.defs.history import partition_sessions, read_history
 from tft_pipeline.defs.io_manager import warehouse_out
-from tft_pipeline.defs.metadata import describe_each_session, preview
+from tft_pipeline.defs.metadata import describe_each_session, preview, reliability_markdown
 from tft_pipeline.defs.resources import WarehouseResource
 from tft_pipeline.model.walk_forward import (
     SIGNAL_COLUMNS,
@@ -34,7 +35,9 @@ from tft_pipeline.tables import conform
 WALK_FORWARD = WalkForwardConfig()
 # Training reads this many sessions of snapshots before the run: the training window plus the
 # labels' horizon, so every label the model may learn from is available.
-TRAINING_HISTORY_SESSIONS = (WALK_FORWARD.train_window_sessions or 500) + WALK_FORWARD.rule.horizon + 20
+TRAINING_HISTORY_SESSIONS = (
+    (WALK_FORWARD.train_window_sessions or 500) + WALK_FORWARD.rule.horizon + 20
+)
 NO_MODEL_YET = (
     f"no model version yet: the walk-forward needs at least {WALK_FORWARD.min_train_rows} labelled "
     "rows from earlier sessions before it scores a session"
@@ -57,9 +60,11 @@ MODEL_VERSION_COLUMNS = {
     "holdout_brier": "float64",
     "holdout_hit_rate": "float64",
     "holdout_base_rate": "float64",
+    "holdout_brier_skill": "float64",  # 1 - Brier / Brier of the base rate known before the holdout
+    "has_skill": "bool",  # AUC > 0.5 and Brier skill > 0: otherwise no signal of it is tradable
+    "holdout_reliability": "object",  # JSON: [{band, count, mean_confidence, hit_rate}, ...]
     "artifact": "object",
 }
-
 
 
 def _model_version_rows(result, sessions: pd.DatetimeIndex, artifacts: Path) -> pd.DataFrame:
@@ -80,13 +85,23 @@ def _model_version_rows(result, sessions: pd.DatetimeIndex, artifacts: Path) -> 
         metrics = trained.metrics
         rows.append(
             {
-                "session_date": session, "model": trained.name, "model_version": trained.version,
-                "trained_as_of": trained.as_of, "train_start": trained.train_start,
-                "train_end": trained.train_end, "n_train": metrics.n_train,
-                "n_holdout": metrics.n_holdout, "holdout_auc": metrics.auc,
-                "holdout_brier": metrics.brier, "holdout_hit_rate": metrics.hit_rate,
+                "session_date": session,
+                "model": trained.name,
+                "model_version": trained.version,
+                "trained_as_of": trained.as_of,
+                "train_start": trained.train_start,
+                "train_end": trained.train_end,
+                "n_train": metrics.n_train,
+                "n_holdout": metrics.n_holdout,
+                "holdout_auc": metrics.auc,
+                "holdout_brier": metrics.brier,
+                "holdout_hit_rate": metrics.hit_rate,
                 # Relative to the warehouse's folder, so a copied or moved warehouse still finds it.
-                "holdout_base_rate": metrics.base_rate, "artifact": f"models/{path.name}",
+                "holdout_base_rate": metrics.base_rate,
+                "holdout_brier_skill": metrics.brier_skill,
+                "has_skill": metrics.has_skill,
+                "holdout_reliability": metrics.reliability_frame().to_json(orient="records"),
+                "artifact": f"models/{path.name}",
             }
         )
     return conform(pd.DataFrame(rows), MODEL_VERSION_COLUMNS)
@@ -121,7 +136,9 @@ def _signal_assets(partitions: PartitionsDefinition) -> AssetsDefinition:
         sessions = partition_sessions(context)
         store = warehouse.warehouse()
         first, last = sessions[0], sessions[-1]
-        snapshots = read_history(store, "features.feature_snapshots", first, last, TRAINING_HISTORY_SESSIONS)
+        snapshots = read_history(
+            store, "features.feature_snapshots", first, last, TRAINING_HISTORY_SESSIONS
+        )
         prices = read_history(store, "clean.price_history", first, last, TRAINING_HISTORY_SESSIONS)
         result = walk_forward(snapshots, prices, sessions, config=WALK_FORWARD)
         selected = context.selected_asset_keys
@@ -132,8 +149,12 @@ def _signal_assets(partitions: PartitionsDefinition) -> AssetsDefinition:
                 signals,
                 lambda rows, _: (
                     {
-                        "mean_confidence": MetadataValue.float(round(float(rows["confidence"].mean()), 4)),
-                        "max_confidence": MetadataValue.float(round(float(rows["confidence"].max()), 4)),
+                        "mean_confidence": MetadataValue.float(
+                            round(float(rows["confidence"].mean()), 4)
+                        ),
+                        "max_confidence": MetadataValue.float(
+                            round(float(rows["confidence"].max()), 4)
+                        ),
                         "preview": preview(rows.sort_values("confidence", ascending=False)),
                     }
                     if len(rows)
@@ -149,15 +170,27 @@ def _signal_assets(partitions: PartitionsDefinition) -> AssetsDefinition:
                 if rows.empty:
                     return {"model_version": MetadataValue.text(NO_MODEL_YET)}
                 row = rows.iloc[0]
+                reliability = pd.read_json(
+                    io.StringIO(row["holdout_reliability"]), orient="records"
+                )
                 return {
                     "model_version": MetadataValue.text(str(row["model_version"])),
+                    "has_skill": MetadataValue.bool(bool(row["has_skill"])),
                     "holdout_auc": MetadataValue.float(round(float(row["holdout_auc"]), 4)),
+                    "holdout_brier_skill": MetadataValue.float(
+                        round(float(row["holdout_brier_skill"]), 4)
+                    ),
+                    "holdout_reliability": reliability_markdown(reliability),
                     "holdout_brier": MetadataValue.float(round(float(row["holdout_brier"]), 4)),
-                    "holdout_hit_rate": MetadataValue.float(round(float(row["holdout_hit_rate"]), 4)),
+                    "holdout_hit_rate": MetadataValue.float(
+                        round(float(row["holdout_hit_rate"]), 4)
+                    ),
                     "n_train": MetadataValue.int(int(row["n_train"])),
                 }
 
-            shared = describe_each_session(context, versions, describe_version, asset_key=MODEL_VERSIONS)
+            shared = describe_each_session(
+                context, versions, describe_version, asset_key=MODEL_VERSIONS
+            )
             yield Output(
                 versions,
                 output_name="model_versions",
