@@ -144,11 +144,11 @@ def sample_market_figures() -> dict[str, float | int | str]:
         generate_reddit_posts,
         planted_edge_summary,
     )
-    from tft_pipeline.universe import DEFAULT_UNIVERSE
+    from tft_pipeline.universe import CORE_UNIVERSE
     from tft_pipeline.validation import validate_comments, validate_posts, validate_prices
 
     sessions = sessions_between(*SAMPLE_SESSIONS)
-    tickers, subreddits = DEFAULT_UNIVERSE, ("wallstreetbets", "stocks", "investing")
+    tickers, subreddits = CORE_UNIVERSE, ("wallstreetbets", "stocks", "investing")
     started = time.perf_counter()
     prices = validate_prices(generate_price_history(tickers, sessions)).clean
     posts = validate_posts(generate_reddit_posts(sessions, tickers, subreddits)).clean

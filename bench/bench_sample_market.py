@@ -17,7 +17,7 @@ from tft_pipeline.sample_market import prices as prices_module
 from tft_pipeline.sample_market import reddit as reddit_module
 from tft_pipeline.sample_market.span import calendar_sessions
 from tft_pipeline.trading_calendar import sessions_between
-from tft_pipeline.universe import DEFAULT_UNIVERSE, synthetic_universe
+from tft_pipeline.universe import CORE_UNIVERSE, synthetic_universe
 
 SEED = 20240102
 SUBREDDITS = ("wallstreetbets", "stocks", "investing")
@@ -68,8 +68,8 @@ def run(quick: bool = False) -> dict[str, float | int | str]:
     figures: dict[str, float | int | str] = {}
 
     small_sessions = _last_sessions(20 if quick else 60)
-    small = _generate(DEFAULT_UNIVERSE, small_sessions, 1.0)
-    figures["scale1_tickers"] = len(DEFAULT_UNIVERSE)
+    small = _generate(CORE_UNIVERSE, small_sessions, 1.0)
+    figures["scale1_tickers"] = len(CORE_UNIVERSE)
     figures["scale1_sessions"] = len(small_sessions)
     figures["scale1_seconds"] = round(small["seconds"], 3)
     figures["scale1_sessions_per_s"] = round(len(small_sessions) / small["seconds"], 1)
@@ -98,13 +98,13 @@ def run(quick: bool = False) -> dict[str, float | int | str]:
     )
 
     if not quick:
-        edge = planted_edge_summary(DEFAULT_UNIVERSE, calendar_sessions(), seed=SEED)
+        edge = planted_edge_summary(CORE_UNIVERSE, calendar_sessions(), seed=SEED)
         figures["planted_edge_ic_1"] = round(edge["ic_1"], 4)
         figures["planted_edge_ic_5"] = round(edge["ic_5"], 4)
         figures["planted_edge_quintile_spread_5"] = round(edge["quintile_spread_5"], 5)
 
         started = time.perf_counter()
-        catalyst = catalyst_edge_summary(DEFAULT_UNIVERSE, sessions_between(*CATALYST_SPAN), SEED)
+        catalyst = catalyst_edge_summary(CORE_UNIVERSE, sessions_between(*CATALYST_SPAN), SEED)
         figures["catalyst_summary_seconds"] = round(time.perf_counter() - started, 3)
         figures["catalyst_events"] = catalyst["events"]
         figures["catalyst_events_per_1000"] = round(catalyst["events_per_1000"], 3)

@@ -83,7 +83,7 @@ def build_definitions(settings: Settings) -> Definitions:
             *ingest_assets(sessions),
             *clean_assets(sessions),
             *feature_assets(sessions),
-            *signal_assets(sessions),
+            *signal_assets(sessions, settings),
             *trading_assets(sessions, settings),
             *portfolio_assets(settings),
             *export_assets(sessions),

@@ -50,7 +50,7 @@ from tft_pipeline.trading_calendar import (
     session_close,
     sessions_between,
 )
-from tft_pipeline.universe import DEFAULT_UNIVERSE, TICKER_PATTERN, synthetic_universe
+from tft_pipeline.universe import CORE_UNIVERSE, TICKER_PATTERN, synthetic_universe
 
 SUBREDDITS = ("wallstreetbets", "stocks", "investing")
 SESSIONS = sessions_between(
@@ -69,12 +69,12 @@ def clear_caches() -> None:
     reddit_module._session_catalyst_chatter.cache_clear()
 
 
-def posts_of(sessions, tickers=DEFAULT_UNIVERSE, **kwargs) -> pd.DataFrame:
+def posts_of(sessions, tickers=CORE_UNIVERSE, **kwargs) -> pd.DataFrame:
     kwargs.setdefault("seed", SEED)
     return generate_reddit_posts(sessions, tickers, SUBREDDITS, **kwargs)
 
 
-def comments_of(sessions, tickers=DEFAULT_UNIVERSE, **kwargs) -> pd.DataFrame:
+def comments_of(sessions, tickers=CORE_UNIVERSE, **kwargs) -> pd.DataFrame:
     kwargs.setdefault("seed", SEED)
     return generate_reddit_comments(sessions, tickers, SUBREDDITS, **kwargs)
 
@@ -85,7 +85,7 @@ def rows_of(frame: pd.DataFrame, session) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def prices() -> pd.DataFrame:
-    return generate_price_history(DEFAULT_UNIVERSE, SESSIONS, seed=SEED)
+    return generate_price_history(CORE_UNIVERSE, SESSIONS, seed=SEED)
 
 
 @pytest.fixture(scope="module")
@@ -147,8 +147,8 @@ def test_a_price_session_is_the_same_alone_in_a_range_and_after_other_calls(pric
     in_range = rows_of(prices, day)
     clear_caches()
     generate_price_history(["ZZZZ", "AAPL"], SESSIONS[:5], seed=SEED + 1)  # unrelated traffic
-    alone = rows_of(generate_price_history(DEFAULT_UNIVERSE[::-1], [day], seed=SEED), day)
-    assert len(in_range) == len(alone) > len(DEFAULT_UNIVERSE)  # dirt rows included
+    alone = rows_of(generate_price_history(CORE_UNIVERSE[::-1], [day], seed=SEED), day)
+    assert len(in_range) == len(alone) > len(CORE_UNIVERSE)  # dirt rows included
     pd.testing.assert_frame_equal(
         alone.sort_values(["ticker", "fetched_at"]).reset_index(drop=True),
         in_range.sort_values(["ticker", "fetched_at"]).reset_index(drop=True),
@@ -159,7 +159,7 @@ def test_a_reddit_session_is_the_same_alone_in_a_range_and_after_other_calls(pos
     day = SESSIONS[20]  # the Wednesday after Presidents' Day
     clear_caches()
     posts_of(SESSIONS[40:45])  # unrelated traffic first
-    reordered = tuple(reversed(DEFAULT_UNIVERSE))
+    reordered = tuple(reversed(CORE_UNIVERSE))
     alone_posts = generate_reddit_posts([day], reordered, SUBREDDITS[::-1], seed=SEED)
     alone_comments = generate_reddit_comments([day], reordered, SUBREDDITS[::-1], seed=SEED)
     pd.testing.assert_frame_equal(alone_posts, rows_of(posts, day))
@@ -393,7 +393,7 @@ def test_ids_and_authors_look_like_reddits(clean_posts, clean_comments):
 
 
 MENTION = re.compile(
-    r"(?<![\w$])(\$?)(" + "|".join(sorted(DEFAULT_UNIVERSE, key=len, reverse=True)) + r")\b"
+    r"(?<![\w$])(\$?)(" + "|".join(sorted(CORE_UNIVERSE, key=len, reverse=True)) + r")\b"
 )
 
 
@@ -412,7 +412,7 @@ def test_texts_name_tickers_as_cashtags_and_bare_symbols_next_to_decoys(
     )
     words = set(" ".join(texts).replace(",", " ").replace(".", " ").replace(":", " ").split())
     assert set(DECOY_WORDS) <= words
-    assert not set(DECOY_WORDS) & set(DEFAULT_UNIVERSE)
+    assert not set(DECOY_WORDS) & set(CORE_UNIVERSE)
     lowered = " ".join(texts).lower()
     for slang in TRADING_SLANG:
         assert slang in lowered
@@ -420,14 +420,14 @@ def test_texts_name_tickers_as_cashtags_and_bare_symbols_next_to_decoys(
     assert 0.3 < (mentions["cashtag"] == "$").mean() < 0.7
     counts = mentions["ticker"].value_counts()
     popular = counts.reindex(["GME", "TSLA", "NVDA", "AMC", "PLTR"]).fillna(0)
-    others = counts.reindex([t for t in DEFAULT_UNIVERSE if t not in popular.index]).fillna(0)
+    others = counts.reindex([t for t in CORE_UNIVERSE if t not in popular.index]).fillna(0)
     assert popular.min() > 2 * others.median()
 
 
 def test_mentions_surge_with_attention(clean_posts):
     mentions = _mentions(clean_posts.assign(text=clean_posts["title"]), "text")
     counts = mentions.groupby(["ticker", "session_date"]).size()
-    hidden = latent_sentiment(DEFAULT_UNIVERSE, SESSIONS, SEED).set_index(
+    hidden = latent_sentiment(CORE_UNIVERSE, SESSIONS, SEED).set_index(
         ["ticker", "session_date"]
     )
     table = hidden.join(counts.rename("mentions")).fillna({"mentions": 0})
@@ -456,7 +456,7 @@ def test_vader_reads_the_latent_sentiment_in_the_chatter(clean_posts, vader):
     )
     about = about.iloc[:1500]
     about["compound"] = [vader.polarity_scores(t)["compound"] for t in about["text"]]
-    hidden = latent_sentiment(DEFAULT_UNIVERSE, SESSIONS, SEED)
+    hidden = latent_sentiment(CORE_UNIVERSE, SESSIONS, SEED)
     scored = about.merge(hidden, on=["ticker", "session_date"])
     assert len(scored) == len(about) > 1000
     assert scored["compound"].corr(scored["sentiment"], method="spearman") > 0.35
@@ -469,7 +469,7 @@ def test_comment_tone_follows_the_sentiment_of_its_own_session(clean_comments, v
     mentioned = clean_comments["body"].str.extract(MENTION.pattern)[1]
     named = clean_comments.assign(ticker=mentioned.to_numpy()).dropna(subset=["ticker"]).iloc[:1500]
     named["compound"] = [vader.polarity_scores(b)["compound"] for b in named["body"]]
-    hidden = latent_sentiment(DEFAULT_UNIVERSE, SESSIONS, SEED)
+    hidden = latent_sentiment(CORE_UNIVERSE, SESSIONS, SEED)
     scored = named.merge(hidden, on=["ticker", "session_date"])
     assert scored["compound"].corr(scored["sentiment"], method="spearman") > 0.35
 
@@ -492,7 +492,7 @@ def test_comment_counts_match_the_comments_fetched_before_the_post(clean_posts):
 
 @pytest.mark.parametrize("seed", [sample_market.DEFAULT_SEED, 11])
 def test_planted_edge_has_the_documented_size_and_no_look_ahead(seed):
-    summary = planted_edge_summary(DEFAULT_UNIVERSE, calendar_sessions(), seed=seed)
+    summary = planted_edge_summary(CORE_UNIVERSE, calendar_sessions(), seed=seed)
     assert summary["observations"] > 300_000
     assert 0.03 <= summary["ic_5"] <= 0.06
     assert 0.02 <= summary["ic_1"] <= summary["ic_5"]
@@ -503,15 +503,15 @@ def test_planted_edge_has_the_documented_size_and_no_look_ahead(seed):
 
 def test_edge_measured_from_the_generated_bars_matches_the_summary():
     sessions = calendar_sessions()[4000:5500]
-    bars = generate_price_history(DEFAULT_UNIVERSE, sessions, seed=SEED, dirt=False)
+    bars = generate_price_history(CORE_UNIVERSE, sessions, seed=SEED, dirt=False)
     closes = bars.pivot(index="session_date", columns="ticker", values="close")
     forward = np.log(closes.shift(-5) / closes).iloc[:-5]
-    hidden = latent_sentiment(DEFAULT_UNIVERSE, sessions, SEED).pivot(
+    hidden = latent_sentiment(CORE_UNIVERSE, sessions, SEED).pivot(
         index="session_date", columns="ticker", values="sentiment"
     )
     hidden = hidden.loc[forward.index]
     ics = hidden.rank(axis=1).corrwith(forward.rank(axis=1), axis=1)
-    summary = planted_edge_summary(DEFAULT_UNIVERSE, sessions[:-5], seed=SEED)
+    summary = planted_edge_summary(CORE_UNIVERSE, sessions[:-5], seed=SEED)
     assert ics.mean() > 0.02
     assert ics.mean() == pytest.approx(summary["ic_5"], abs=0.003)  # (prices rounded to cents)
 
@@ -554,7 +554,7 @@ def test_catalyst_events_come_at_the_documented_rate_with_consistent_kinds():
 
 def test_catalyst_events_are_deterministic_and_independent_of_the_universe():
     sessions = calendar_sessions()[3000:4500]
-    whole = catalyst_events(DEFAULT_UNIVERSE, sessions, seed=SEED)
+    whole = catalyst_events(CORE_UNIVERSE, sessions, seed=SEED)
     clear_caches()
     few, part = ["TSLA", "ZQX", "AAPL", "GME", "XOM"], sessions[300:900]
     alone = catalyst_events(few[::-1], part, seed=SEED)  # another universe, order and range
@@ -564,9 +564,9 @@ def test_catalyst_events_are_deterministic_and_independent_of_the_universe():
     )
     assert len(expected) > 0
     pd.testing.assert_frame_equal(
-        catalyst_events(DEFAULT_UNIVERSE[::-1], sessions, seed=SEED), whole
+        catalyst_events(CORE_UNIVERSE[::-1], sessions, seed=SEED), whole
     )
-    other_seed = catalyst_events(DEFAULT_UNIVERSE, sessions, seed=SEED + 1)
+    other_seed = catalyst_events(CORE_UNIVERSE, sessions, seed=SEED + 1)
     assert not other_seed[["ticker", "session_date"]].equals(whole[["ticker", "session_date"]])
 
 
@@ -621,10 +621,10 @@ def _against_events(chatter: pd.DataFrame, events: pd.DataFrame) -> pd.DataFrame
 
 
 def test_event_bursts_name_the_ticker_and_read_with_the_events_sign(clean_posts, clean_comments):
-    events = catalyst_events(DEFAULT_UNIVERSE, SESSIONS, seed=SEED)
+    events = catalyst_events(CORE_UNIVERSE, SESSIONS, seed=SEED)
     assert len(events) >= 8
     posts = clean_posts.assign(text=clean_posts["title"] + "\n\n" + clean_posts["selftext"])
-    chatter = _against_events(_with_ticker(posts, "text", DEFAULT_UNIVERSE), events)
+    chatter = _against_events(_with_ticker(posts, "text", CORE_UNIVERSE), events)
     assert chatter["ticker"].notna().all()
     # The ticker is in the title and again in the selftext, as "$TICK" or "TICK".
     assert all(
@@ -642,7 +642,7 @@ def test_event_bursts_name_the_ticker_and_read_with_the_events_sign(clean_posts,
     assert (per_event > 0).mean() >= 0.9
     assert per_event.mean() == pytest.approx(CATALYST_BURST_POSTS, rel=0.35)
     # Comments on the burst that name the ticker in catalyst words read the same way.
-    comments = _against_events(_with_ticker(clean_comments, "body", DEFAULT_UNIVERSE), events)
+    comments = _against_events(_with_ticker(clean_comments, "body", CORE_UNIVERSE), events)
     on_event = comments[comments["event_direction"].notna()]
     assert len(on_event) > 20
     assert (on_event["sign"] == on_event["event_direction"]).all()
@@ -668,7 +668,7 @@ def test_rumours_use_the_same_words_on_sessions_without_an_event():
 
 @pytest.fixture(scope="module")
 def default_catalyst_trades() -> edge_module.CatalystTrades:
-    return edge_module.catalyst_trades(DEFAULT_UNIVERSE, LONG_SPAN)
+    return edge_module.catalyst_trades(CORE_UNIVERSE, LONG_SPAN)
 
 
 def _welch_t(a: np.ndarray, b: np.ndarray) -> float:
@@ -690,7 +690,7 @@ def test_the_event_session_carries_no_drift_and_the_sessions_after_do(default_ca
 
 
 def test_the_drift_is_intraday_so_an_order_at_the_next_open_catches_it():
-    events = catalyst_events(DEFAULT_UNIVERSE, LONG_SPAN)
+    events = catalyst_events(CORE_UNIVERSE, LONG_SPAN)
     gaps, days = [], []
     for ticker, group in events.groupby("ticker"):  # one slice per ticker, vectorized inside it
         path = prices_module.ticker_path(ticker)
@@ -706,7 +706,7 @@ def test_the_drift_is_intraday_so_an_order_at_the_next_open_catches_it():
 
 
 def test_the_catalyst_trade_hits_its_target_as_documented():
-    summary = catalyst_edge_summary(DEFAULT_UNIVERSE, LONG_SPAN)
+    summary = catalyst_edge_summary(CORE_UNIVERSE, LONG_SPAN)
     assert 3.0 <= summary["events_per_1000"] <= 5.0
     assert summary["hit_rate_bullish"] >= 0.75
     assert summary["hit_rate_bearish"] >= 0.75
@@ -717,13 +717,13 @@ def test_the_catalyst_trade_hits_its_target_as_documented():
     assert abs(summary["event_session_return_t"]) < 3.5
     # The figures the sample_market docstring quotes.
     assert (summary["events"], summary["bullish_events"], summary["bearish_events"]) == (
-        1058,
-        522,
+        1067,
+        531,
         536,
     )
     assert summary["ticker_sessions"] == 263_450
-    assert summary["hit_rate_bullish"] == pytest.approx(0.843, abs=0.0006)
-    assert summary["hit_rate_bearish"] == pytest.approx(0.789, abs=0.0006)
+    assert summary["hit_rate_bullish"] == pytest.approx(0.842, abs=0.0006)
+    assert summary["hit_rate_bearish"] == pytest.approx(0.791, abs=0.0006)
     assert summary["base_hit_rate_long"] == pytest.approx(0.278, abs=0.0006)
 
 
@@ -809,7 +809,7 @@ def _catalyst_ids(
 
 
 def test_catalysts_leave_the_rest_of_the_market_as_it_was(posts, comments, without_catalysts):
-    tickers = DEFAULT_UNIVERSE[:8]
+    tickers = CORE_UNIVERSE[:8]
     with_catalysts = {t: prices_module.ticker_path(t, SEED) for t in tickers}
     drift = {
         t: catalysts_module.event_drift(catalysts_module.catalyst_path(t, SEED)) for t in tickers
@@ -861,7 +861,7 @@ def test_catalysts_leave_the_rest_of_the_market_as_it_was(posts, comments, witho
 
 
 def test_planted_edge_keeps_its_documented_figures_next_to_the_catalysts():
-    summary = planted_edge_summary(DEFAULT_UNIVERSE, calendar_sessions())
+    summary = planted_edge_summary(CORE_UNIVERSE, calendar_sessions())
     assert summary["ic_1"] == pytest.approx(0.033, abs=0.001)
     assert summary["ic_5"] == pytest.approx(0.041, abs=0.001)
     assert summary["quintile_spread_5"] == pytest.approx(0.0062, abs=0.0002)

@@ -77,21 +77,22 @@ Catalyst events
     (dirt included) and ``latent_sentiment`` are exactly what they were before catalysts; price
     levels before 2024-01-02 moved by the drifts between them and that anchor session.
 
-    Measured on the default universe (50 tickers) over the sessions 2010-01-04..2030-12-31 with
+    Measured on the 50-ticker core universe (``CORE_UNIVERSE``, the first 50 of the default 500)
+    over the sessions 2010-01-04..2030-12-31 with
     ``catalyst_edge_summary`` (trade entered at D+1's open in the event's direction, Wilder ATR(14)
     known at D's close, target 2 ATR, stop 1 ATR, 10 sessions, a bar touching both is the stop),
     also recorded by ``python -m bench sample_market`` (``catalyst_*`` figures):
 
         from tft_pipeline.sample_market import catalyst_edge_summary
         from tft_pipeline.trading_calendar import sessions_between
-        from tft_pipeline.universe import DEFAULT_UNIVERSE
-        catalyst_edge_summary(DEFAULT_UNIVERSE, sessions_between("2010-01-04", "2030-12-31"))
+        from tft_pipeline.universe import CORE_UNIVERSE
+        catalyst_edge_summary(CORE_UNIVERSE, sessions_between("2010-01-04", "2030-12-31"))
 
-    1,058 events in 263,450 ticker-sessions (4.02 per 1,000; 522 bullish, 536 bearish); the target
-    comes first after 84.3 % of bullish and 78.9 % of bearish events (81.6 % together; seed 11:
-    83.1 / 81.3 / 82.2 %), against a base rate of 27.8 % for the same long trade on the sessions
-    without an event (24.0 % short). The event-direction log-return from D+1's open to D+10's close
-    averages 17.2 %; D's own event-direction return averages 0.04 daily volatilities (t = 1.2,
+    1,067 events in 263,450 ticker-sessions (4.05 per 1,000; 531 bullish, 536 bearish); the target
+    comes first after 84.2 % of bullish and 79.1 % of bearish events (81.6 % together), against a
+    base rate of 27.8 % for the same long trade on the sessions without an event (24.0 % short).
+    On the default 500 tickers: 10,474 events (3.98 per 1,000), 83.8 % / 80.3 % (82.1 %), base
+    28.2 % / 23.8 %. The event-direction log-return from D+1's open to D+10's close averages 17 %; D's own event-direction return averages 0.04 daily volatilities (t = 1.2,
     noise), D+1's 0.84. ``catalyst_events`` gives the truth (ticker, session_date, direction,
     kind). The drift windows (4 % of ticker-sessions) add noise to the planted sentiment edge: its
     rank IC figures above are measured with them.

@@ -1,5 +1,6 @@
 """Signal assets: the walk-forward baseline model's signals and the model versions behind them."""
 
+import dataclasses
 import io
 import pickle
 from pathlib import Path
@@ -30,8 +31,10 @@ from tft_pipeline.model.walk_forward import (
     retrain_session,
     walk_forward,
 )
+from tft_pipeline.settings import Settings
 from tft_pipeline.tables import conform
 
+# The defaults every deployment shares; the barrier rule's fill timing comes from the settings.
 WALK_FORWARD = WalkForwardConfig()
 # Training reads this many sessions of snapshots before the run: the training window plus the
 # labels' horizon, so every label the model may learn from is available.
@@ -65,6 +68,12 @@ MODEL_VERSION_COLUMNS = {
     "holdout_reliability": "object",  # JSON: [{band, count, mean_confidence, hit_rate}, ...]
     "artifact": "object",
 }
+
+
+def walk_forward_config(settings: Settings) -> WalkForwardConfig:
+    """The walk-forward with labels that fill the way the paper portfolio fills (TFT_FILL_AT)."""
+    rule = dataclasses.replace(WALK_FORWARD.rule, entry_at=str(settings.fill_at.value))
+    return dataclasses.replace(WALK_FORWARD, rule=rule)
 
 
 def _model_version_rows(result, sessions: pd.DatetimeIndex, artifacts: Path) -> pd.DataFrame:
@@ -107,7 +116,7 @@ def _model_version_rows(result, sessions: pd.DatetimeIndex, artifacts: Path) -> 
     return conform(pd.DataFrame(rows), MODEL_VERSION_COLUMNS)
 
 
-def _signal_assets(partitions: PartitionsDefinition) -> AssetsDefinition:
+def _signal_assets(partitions: PartitionsDefinition, config: WalkForwardConfig) -> AssetsDefinition:
     @multi_asset(
         outs={
             "trading_signals": warehouse_out(
@@ -140,7 +149,7 @@ def _signal_assets(partitions: PartitionsDefinition) -> AssetsDefinition:
             store, "features.feature_snapshots", first, last, TRAINING_HISTORY_SESSIONS
         )
         prices = read_history(store, "clean.price_history", first, last, TRAINING_HISTORY_SESSIONS)
-        result = walk_forward(snapshots, prices, sessions, config=WALK_FORWARD)
+        result = walk_forward(snapshots, prices, sessions, config=config)
         selected = context.selected_asset_keys
         if TRADING_SIGNALS in selected:
             signals = conform(result.signals, SIGNAL_COLUMNS)
@@ -200,6 +209,6 @@ def _signal_assets(partitions: PartitionsDefinition) -> AssetsDefinition:
     return baseline_signals
 
 
-def signal_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
+def signal_assets(partitions: PartitionsDefinition, settings: Settings) -> list[AssetsDefinition]:
     """The walk-forward model's signals and its versions over ``partitions``."""
-    return [_signal_assets(partitions)]
+    return [_signal_assets(partitions, walk_forward_config(settings))]
