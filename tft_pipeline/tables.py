@@ -58,6 +58,18 @@ PRICE_FETCH_FAILURE_COLUMNS: dict[str, str] = {
     "session_date": "datetime64[ns]",
 }
 
+# One row per ticker and ex-date session with a split, a dividend or both (issue 10, item 6).
+# split_ratio: new shares per old share (4.0 for AAPL's 4:1 split on 2020-08-31; 1.0 when no split).
+# dividend: cash per share paid to holders of record before the ex-date, in the as-traded units of
+# the ex-date session (0.0 when none). session_date is the ex-date session.
+CORPORATE_ACTION_COLUMNS: dict[str, str] = {
+    "ticker": "object",
+    "session_date": "datetime64[ns]",
+    "split_ratio": "float64",
+    "dividend": "float64",
+    "fetched_at": "datetime64[ns]",
+}
+
 REJECTED_ROW_COLUMNS: dict[str, str] = {
     "source": "object",
     "record_key": "object",
