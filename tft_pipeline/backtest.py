@@ -13,7 +13,11 @@ Definitions (one place, so the report, the README and the UI agree):
 - ``exposure`` is the share of sessions ending with at least one open position, and
   ``average_invested`` the mean of market value / equity at the close;
 - buy-and-hold buys every ticker with a price on the first session in equal amounts at its close
-  and holds them (adjusted closes, the last known close carried over missing bars).
+  and holds them, dividends reinvested: the total-return close of the as-traded bars and the
+  corporate actions (``tft_pipeline.corporate_actions``; the vendor's ``adj_close`` is not read),
+  the last known close carried over missing bars;
+- ``dividends`` is the dividend cash the paper portfolio received (paid, for shorts) in the range,
+  already inside equity and the positions' pnl.
 
 ``BacktestReport.as_dict`` keeps full precision for machines; ``BacktestReport.for_people`` rounds
 the figures as a trader reads them and explains, in a sentence, a range without trades.
@@ -31,6 +35,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from tft_pipeline.corporate_actions import total_return_close
 from tft_pipeline.metrics import profit_factor
 from tft_pipeline.portfolio import NOT_FILLED
 
@@ -53,6 +58,7 @@ _PEOPLE_FORMAT: tuple[tuple[str, str, float, int], ...] = (
     ("total_pnl", "total_pnl", 1.0, 2),
     ("gross_pnl", "gross_pnl", 1.0, 2),
     ("total_costs", "total_costs", 1.0, 2),
+    ("dividends", "dividends", 1.0, 2),
     ("total_return", "total_return_pct", 100.0, 2),
     ("sharpe", "sharpe", 1.0, 2),
     ("sortino", "sortino", 1.0, 2),
@@ -100,13 +106,18 @@ def max_drawdown(values: pd.Series | np.ndarray) -> float:
 
 
 def buy_and_hold_curve(
-    prices: pd.DataFrame, sessions: Sequence, tickers: Iterable[str] | None = None
+    prices: pd.DataFrame,
+    sessions: Sequence,
+    tickers: Iterable[str] | None = None,
+    actions: pd.DataFrame | None = None,
 ) -> pd.Series:
-    """Value of 1.0 put into equal-weight buy-and-hold at the first session's close, per session."""
+    """Value of 1.0 put into equal-weight buy-and-hold at the first session's close, per session,
+    with dividends reinvested (``prices`` as traded, ``actions`` the corporate actions)."""
     days = pd.DatetimeIndex(sessions)
-    column = "adj_close" if "adj_close" in prices.columns else "close"
     chosen = prices if tickers is None else prices[prices["ticker"].isin(list(tickers))]
-    wide = chosen.pivot_table(index="session_date", columns="ticker", values=column, aggfunc="last")
+    chosen = chosen.drop_duplicates(["ticker", "session_date"], keep="last")
+    chosen = chosen.assign(tr_close=total_return_close(chosen, actions))
+    wide = chosen.pivot(index="session_date", columns="ticker", values="tr_close")
     wide = wide.reindex(wide.index.union(days)).sort_index().ffill().reindex(days)
     held = wide.columns[wide.iloc[0].notna() & (wide.iloc[0] > 0)] if len(days) else wide.columns
     if len(held) == 0:
@@ -140,6 +151,7 @@ class BacktestReport:
     benchmark_sharpe: float
     benchmark_max_drawdown: float
     unfilled_orders: int = 0  # accepted orders not filled (no bar at the open, or no cash)
+    dividends: float = 0.0  # dividend cash received (paid by shorts) in the range, in equity
 
     def as_dict(self) -> dict[str, float | int | str]:
         """Plain values at full precision (dates as ISO text) for tables, JSON and benchmarks."""
@@ -230,12 +242,14 @@ def backtest_report(
     *,
     initial_equity: float | None = None,
     tickers: Iterable[str] | None = None,
+    actions: pd.DataFrame | None = None,
 ) -> BacktestReport:
     """Figures of the portfolio over ``sessions`` (default: every equity row).
 
     ``equity`` and ``positions`` are the ``portfolio.*`` tables; an equity row before the range,
     when present, gives the first session's return, otherwise ``initial_equity`` does (if given).
-    Buy-and-hold holds ``tickers`` (default: every ticker in ``prices``).
+    Buy-and-hold holds ``tickers`` (default: every ticker in ``prices``, as traded) with the
+    corporate ``actions`` (None: none): splits and reinvested dividends.
     """
     equity = equity.sort_values("session_date", ignore_index=True)
     days = (
@@ -266,9 +280,11 @@ def backtest_report(
     initial_risk = trades["shares"] * (trades["entry"] - trades["stop_loss"]).abs()
     r_multiples = trades["pnl"] / initial_risk.where(initial_risk > 0)
     still_open = (
-        (closed_on.isna() | (closed_on > days[-1])) & (positions["opened_on"] <= days[-1]) & ~unfilled
+        (closed_on.isna() | (closed_on > days[-1]))
+        & (positions["opened_on"] <= days[-1])
+        & ~unfilled
     )
-    benchmark = buy_and_hold_curve(prices, curve["session_date"], tickers)
+    benchmark = buy_and_hold_curve(prices, curve["session_date"], tickers, actions)
     nan = float("nan")
     return BacktestReport(
         first_session=pd.Timestamp(curve["session_date"].iloc[0]),
@@ -280,7 +296,9 @@ def backtest_report(
         average_r=float(r_multiples.mean()) if len(trades) else nan,
         profit_factor=profit_factor(trades["pnl"]),
         total_pnl=float(trades["pnl"].sum()),
-        gross_pnl=float(trades["gross_pnl"].sum()) if "gross_pnl" in trades else float(trades["pnl"].sum()),
+        gross_pnl=float(trades["gross_pnl"].sum())
+        if "gross_pnl" in trades
+        else float(trades["pnl"].sum()),
         total_costs=float((trades["entry_costs"] + trades["exit_costs"]).sum())
         if "entry_costs" in trades
         else 0.0,
@@ -294,6 +312,9 @@ def backtest_report(
         benchmark_sharpe=sharpe_ratio(benchmark.pct_change().dropna()),
         benchmark_max_drawdown=max_drawdown(benchmark.to_numpy()),
         unfilled_orders=int((in_range & unfilled).sum()),
+        dividends=float(np.nansum(curve["dividends"].to_numpy(dtype="float64")))
+        if "dividends" in curve
+        else 0.0,
     )
 
 
@@ -325,7 +346,10 @@ def equity_figure(
     )
     portfolio_style = {"color": "tab:blue", "linewidth": 1.8, "label": "paper portfolio"}
     benchmark_style = {
-        "color": "dimgray", "linestyle": "--", "linewidth": 1.4, "label": "equal-weight buy & hold"
+        "color": "dimgray",
+        "linestyle": "--",
+        "linewidth": 1.4,
+        "label": "equal-weight buy & hold",
     }
     value_axes.plot(dates, values, **portfolio_style)
     portfolio_drawdown = -100.0 * drawdowns(values)

@@ -32,6 +32,7 @@ from tft_pipeline.portfolio import (
     clear_exits,
     conform_positions,
     run_paper_portfolio,
+    undo_adjustments,
 )
 from tft_pipeline.tables import conform, empty_frame
 
@@ -47,13 +48,19 @@ class TradingResult:
     book: pd.DataFrame
 
 
-def position_book(positions: pd.DataFrame, sessions: pd.DatetimeIndex) -> pd.DataFrame:
+def position_book(
+    positions: pd.DataFrame,
+    sessions: pd.DatetimeIndex,
+    adjustments: pd.DataFrame | None = None,
+) -> pd.DataFrame:
     """Each session's book: positions open at its close and those closed during it, as known then.
 
     A position opened on D appears in D's book and every later one until the session it closes,
     where it appears with its exit. Exit columns of the sessions before the close are empty. An
     order that was not filled appears once, in the book of the session it was to fill in, with
-    ``exit_reason="not_filled"`` and the reason in ``fill_note``.
+    ``exit_reason="not_filled"`` and the reason in ``fill_note``. ``adjustments`` (the ledger's,
+    ``portfolio.ADJUSTMENT_COLUMNS``): a book before a split or a dividend shows the shares, levels
+    and dividends the position had then.
     """
     if positions.empty or len(sessions) == 0:
         return empty_frame(BOOK_COLUMNS)
@@ -67,6 +74,7 @@ def position_book(positions: pd.DataFrame, sessions: pd.DatetimeIndex) -> pd.Dat
     book = grid[alive].copy()
     # What a row knows only once the position closed is hidden in the sessions before the close.
     clear_exits(book, book["closed_on"] > book["session_date"])
+    book = undo_adjustments(book, adjustments, as_of=book["session_date"])
     book = book.sort_values(["session_date", "opened_on", "ticker"], kind="stable")
     return conform(book, BOOK_COLUMNS)
 
@@ -110,21 +118,26 @@ def trade_sessions(
     sessions: pd.DatetimeIndex,
     risk_manager: SignalGate,
     config: PortfolioConfig | None = None,
+    actions: pd.DataFrame | None = None,
 ) -> TradingResult:
     """Judge and book consecutive ``sessions`` of ``signals``, resuming from ``previous``.
 
     ``previous``: the state after the session before the range (``state_after``), or None to start
     from cash. ``prices``: clean bars of the range and a few sessions before it (the last closes of
-    positions still open). The decisions of the range's last session stay orders for the session
-    after it: the next run reads them back from ``signals.risk_decisions``.
+    positions still open), as traded; ``actions``: ``clean.corporate_actions`` rows of the same
+    sessions (splits roll open positions, dividends are credited; None: none). The decisions of the
+    range's last session stay orders for the session after it: the next run reads them back from
+    ``signals.risk_decisions``.
     """
     config = config or PortfolioConfig()
-    ledger = run_paper_portfolio(signals, prices, sessions, risk_manager, previous, config)
+    ledger = run_paper_portfolio(
+        signals, prices, sessions, risk_manager, previous, config, actions=actions
+    )
     in_range = ledger.equity["session_date"].between(sessions[0], sessions[-1])
     return TradingResult(
         decisions=ledger.decisions,
         equity=ledger.equity[in_range].reset_index(drop=True),
-        book=position_book(ledger.positions, sessions),
+        book=position_book(ledger.positions, sessions, ledger.adjustments),
     )
 
 

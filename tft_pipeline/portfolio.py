@@ -32,6 +32,15 @@ Pure, no Dagster. Sessions are processed in order. For session D:
 5. D's equity row: equity = cash + market value at D's close (shorts count negative), the running
    peak, and the protections' figures the decision saw.
 
+Corporate actions (``clean.corporate_actions``; prices are as traded) come first on their ex-date
+D, before the open's fills: a split rolls every position open at D−1's close (shares × ratio in
+whole shares, the fraction paid out as cash in lieu at D−1's close in post-split units; entry, stop
+and target ÷ ratio: no spurious stop, the position keeps its value) and the orders waiting for D's
+open (shares × ratio, levels ÷ ratio). Then a dividend credits shares × dividend to the cash of a
+long held at D−1's close and debits it from a short; the position's ``dividends`` and D's equity
+row carry it, and it counts in the position's gross and net pnl. Marks carried over a missing bar
+are split-adjusted too.
+
 A long pays for its shares, a short receives the proceeds and owes the shares back; every fill, in
 and out, pays commission and slippage (``PortfolioConfig``, basis points of the traded value).
 
@@ -54,6 +63,13 @@ from typing import Protocol
 import numpy as np
 import pandas as pd
 
+from tft_pipeline.corporate_actions import (
+    dividend_cash,
+    roll_across_split,
+    session_action_panels,
+    split_factor_panel,
+    split_levels,
+)
 from tft_pipeline.model.labels import DEFAULT_RULE
 from tft_pipeline.risk import (
     RELATIVE_TOLERANCE,
@@ -67,6 +83,8 @@ from tft_pipeline.trading_calendar import nyse_calendar, previous_session, sessi
 STOP, TARGET, EXPIRY = "stop", "target", "expiry"
 # An accepted order that opened nothing: no bar to fill at, or no share fitted the cash.
 NOT_FILLED = "not_filled"
+# A reverse split left less than one whole share: all of it was paid out as cash in lieu.
+CASH_IN_LIEU = "cash_in_lieu"
 # What a position gains when it closes: empty while it is open.
 EXIT_COLUMNS = ("closed_on", "exit_price", "exit_reason", "gross_pnl", "exit_costs", "pnl")
 LONG, SHORT = "long", "short"
@@ -87,7 +105,9 @@ POSITION_COLUMNS: dict[str, str] = {
     "closed_on": "datetime64[ns]",  # NaT while open
     "exit_price": "float64",  # NaN while open
     "exit_reason": "object",  # "stop" | "target" | "expiry" | "not_filled"; None while open
-    "gross_pnl": "float64",  # shares × (exit_price − entry), the other way for a short; NaN while open
+    # shares × (exit_price − entry), the other way for a short, + dividends + split_fraction_pnl;
+    # NaN while open
+    "gross_pnl": "float64",
     "entry_costs": "float64",  # commission + slippage of the entry fill
     "exit_costs": "float64",  # the same for the exit fill; NaN while open
     "pnl": "float64",  # gross_pnl − entry_costs − exit_costs: after costs; NaN while open
@@ -96,6 +116,11 @@ POSITION_COLUMNS: dict[str, str] = {
     "model": "object",
     "model_version": "object",
     "fill_note": "object",  # why an order was resized or not filled; None when filled as ordered
+    # Added last (stored tables gain them at the end): dividend cash received while open, negative
+    # for a short (it pays them); and the gain on fractional shares a split paid out as cash in
+    # lieu (their proceeds at the previous close less their cost). 0.0 when none.
+    "dividends": "float64",
+    "split_fraction_pnl": "float64",
 }
 
 EQUITY_COLUMNS: dict[str, str] = {
@@ -112,7 +137,27 @@ EQUITY_COLUMNS: dict[str, str] = {
     "window_drawdown": "float64",  # (window_peak_equity − equity) / window_peak_equity
     "halt_started_on": "datetime64[ns]",  # the session the last drawdown halt began (carried)
     "halted_until": "datetime64[ns]",  # the last session of the halt covering this one; NaT: none
+    "dividends": "float64",  # dividend cash credited during the session (debited for shorts)
 }
+
+# What a corporate action changed on an open position: the values before it (in memory only, so
+# the book of a session before the ex-date, and a rewind, show the position as it was then).
+ADJUSTMENT_COLUMNS: dict[str, str] = {
+    "ticker": "object",
+    "opened_on": "datetime64[ns]",
+    "session_date": "datetime64[ns]",  # the ex-date
+    "shares": "int64",
+    "entry": "float64",
+    "stop_loss": "float64",
+    "take_profit": "float64",
+    "risk_dollars": "float64",
+    "dividends": "float64",
+    "split_fraction_pnl": "float64",
+}
+# The position columns an adjustment restores.
+_ADJUSTED = tuple(
+    column for column in ADJUSTMENT_COLUMNS if column not in ("ticker", "opened_on", "session_date")
+)
 
 # An order: an accepted risk decision waiting for its fill (the decision's columns).
 ORDER_COLUMNS: dict[str, str] = {
@@ -143,7 +188,40 @@ def conform_positions(positions: pd.DataFrame) -> pd.DataFrame:
     if "shares" in positions.columns:
         ordered = positions.get("ordered_shares", pd.Series(np.nan, index=positions.index))
         positions["ordered_shares"] = pd.to_numeric(ordered).fillna(positions["shares"])
-    return conform(positions, POSITION_COLUMNS)
+    positions = conform(positions, POSITION_COLUMNS)
+    # Rows stored before the corporate actions had no dividends: none were booked.
+    for column in ("dividends", "split_fraction_pnl"):
+        positions[column] = positions[column].fillna(0.0)
+    return positions
+
+
+def undo_adjustments(
+    positions: pd.DataFrame, adjustments: pd.DataFrame, *, as_of: pd.Series | pd.Timestamp
+) -> pd.DataFrame:
+    """``positions`` as they stood at the close of ``as_of`` (a session, or one per row): the
+    values before the first corporate action after it (``ADJUSTMENT_COLUMNS``), when there is one.
+    """
+    if adjustments is None or adjustments.empty or positions.empty:
+        return positions
+    keys = ["ticker", "opened_on"]
+    frame = positions.reset_index(drop=True)
+    if isinstance(as_of, pd.Series):
+        when = as_of.to_numpy(dtype="datetime64[ns]")
+    else:
+        when = np.full(len(frame), pd.Timestamp(as_of).to_datetime64(), dtype="datetime64[ns]")
+    probe = frame[keys].assign(as_of=when, row=np.arange(len(frame)))
+    events = adjustments.rename(columns={"session_date": "event_on"})
+    joined = probe.merge(events, on=keys, how="inner")
+    joined = joined[joined["event_on"] > joined["as_of"]]
+    if joined.empty:
+        return positions
+    # The first action after as_of holds the values the position had at as_of's close.
+    first = joined.sort_values(["row", "event_on"], kind="stable").drop_duplicates("row")
+    out = frame.copy()
+    rows = first["row"].to_numpy()
+    for column in _ADJUSTED:
+        out.loc[rows, column] = first[column].to_numpy()
+    return out.set_axis(positions.index)
 
 
 def clear_exits(positions: pd.DataFrame, rows: pd.Series) -> None:
@@ -247,13 +325,17 @@ class PaperPortfolio:
     per signal: the signal's columns and the risk manager's verdict). ``orders`` holds the accepted
     decisions (``ORDER_COLUMNS``); those of the last equity row's session that have no position row
     yet are pending, to be filled at the next session's open. The other tables are cumulative and,
-    with the pending orders, all a later call needs to resume.
+    with the pending orders, all a later call needs to resume. ``adjustments``
+    (``ADJUSTMENT_COLUMNS``) records what the splits and dividends of the processed sessions
+    changed on each position (its values before), so the book of an earlier session and a rewind
+    show the position as it was then.
     """
 
     positions: pd.DataFrame
     equity: pd.DataFrame
     decisions: pd.DataFrame = field(default_factory=pd.DataFrame)
     orders: pd.DataFrame = field(default_factory=lambda: empty_orders())
+    adjustments: pd.DataFrame = field(default_factory=lambda: empty_frame(ADJUSTMENT_COLUMNS))
 
     @classmethod
     def from_tables(
@@ -278,11 +360,17 @@ class PaperPortfolio:
         positions = self.positions[self.positions["opened_on"] < session].copy()
         reopened = positions["closed_on"] >= session
         clear_exits(positions, reopened)
+        positions = undo_adjustments(
+            positions.reset_index(drop=True), self.adjustments, as_of=previous_session(session)
+        )
         orders = self.orders[self.orders["session_date"] < session]
         return PaperPortfolio(
-            positions.reset_index(drop=True),
+            positions,
             equity.reset_index(drop=True),
             orders=orders.reset_index(drop=True),
+            adjustments=self.adjustments[self.adjustments["session_date"] < session].reset_index(
+                drop=True
+            ),
         )
 
     def pending_orders(self) -> pd.DataFrame:
@@ -329,10 +417,14 @@ class _PricePanels:
 
     sessions: pd.DatetimeIndex
     tickers: pd.Index
-    arrays: dict[str, np.ndarray]  # open, high, low, mark (last close), prior_mark (the one before)
+    # open, high, low, mark (last close), prior_mark (the one before), split_ratio and dividend
+    # (the corporate actions with that ex-date: 1.0 and 0.0 when none). All in as-traded units.
+    arrays: dict[str, np.ndarray]
 
     @classmethod
-    def of(cls, prices: pd.DataFrame, sessions: pd.DatetimeIndex) -> _PricePanels:
+    def of(
+        cls, prices: pd.DataFrame, sessions: pd.DatetimeIndex, actions: pd.DataFrame | None = None
+    ) -> _PricePanels:
         bars = prices[prices["session_date"] <= sessions[-1]].drop_duplicates(
             ["ticker", "session_date"], keep="last"
         )
@@ -341,16 +433,28 @@ class _PricePanels:
             for column in ("open", "high", "low", "close")
         }
         history = wide["close"].index.union(sessions)
+        tickers = wide["close"].columns
         arrays = {
             column: wide[column].reindex(sessions).to_numpy(dtype="float64")
             for column in ("open", "high", "low")
         }
-        # A ticker without a bar on a session is marked at its last close before it.
-        closes = wide["close"].reindex(history).ffill()
-        arrays["mark"] = closes.reindex(sessions).to_numpy("float64")
+        # A ticker without a bar on a session is marked at its last close before it, converted
+        # to the session's units when a split came in between.
+        closes = wide["close"].reindex(history)
+        split = split_factor_panel(actions, history, tickers)
+        if (split != 1.0).any():
+            carried = (closes * split).ffill()
+            marks, prior_marks = carried / split, carried.shift(1) / split
+        else:
+            marks = closes.ffill()
+            prior_marks = marks.shift(1)
+        arrays["mark"] = marks.reindex(sessions).to_numpy("float64")
         # The last close before each session: the mark at its open for a ticker without a bar.
-        arrays["prior_mark"] = closes.shift(1).reindex(sessions).to_numpy("float64")
-        return cls(sessions, wide["close"].columns, arrays)
+        arrays["prior_mark"] = prior_marks.reindex(sessions).to_numpy("float64")
+        arrays["split_ratio"], arrays["dividend"] = session_action_panels(
+            actions, sessions, tickers
+        )
+        return cls(sessions, tickers, arrays)
 
     def values(self, column: str, session: pd.Timestamp, tickers: pd.Series) -> np.ndarray:
         """``column`` on ``session`` for each ticker (NaN for a ticker with no price at all)."""
@@ -375,11 +479,14 @@ class _Protections:
     last_stop: dict[str, pd.Timestamp]  # ticker -> the last session it was stopped out
 
     @classmethod
-    def resume(cls, ledger: PaperPortfolio, limits: RiskLimits, initial_equity: float) -> _Protections:
+    def resume(
+        cls, ledger: PaperPortfolio, limits: RiskLimits, initial_equity: float
+    ) -> _Protections:
         lookback = limits.drawdown_lookback_sessions
         equity = ledger.equity.tail(lookback)
         window = deque(
-            zip(equity["session_date"], equity["equity"].astype(float), strict=True), maxlen=lookback
+            zip(equity["session_date"], equity["equity"].astype(float), strict=True),
+            maxlen=lookback,
         )
         last = ledger.equity.iloc[-1] if len(ledger.equity) else None
         stops = ledger.positions[ledger.positions["exit_reason"] == STOP]
@@ -461,12 +568,14 @@ def run_paper_portfolio(
     risk_manager: SignalGate,
     previous: PaperPortfolio | None = None,
     config: PortfolioConfig = PortfolioConfig(),
+    actions: pd.DataFrame | None = None,
 ) -> PaperPortfolio:
     """Process consecutive ``sessions`` in order, starting from ``previous`` (or from cash).
 
     ``signals`` has the ``signals.trading_signals`` columns (rows of other sessions are ignored);
-    ``prices`` the ``clean.price_history`` ones, through the last session, with the closes before
-    the first session for positions still open. ``previous`` is rewound to the state after the
+    ``prices`` the ``clean.price_history`` ones (as traded), through the last session, with the
+    closes before the first session for positions still open; ``actions`` the
+    ``clean.corporate_actions`` ones over the same sessions (None: no split, no dividend). ``previous`` is rewound to the state after the
     session before the first one, which must be its last equity row; its pending orders fill at
     the first session's open. The protections read ``risk_manager.limits`` (default limits when it
     has none).
@@ -484,7 +593,7 @@ def run_paper_portfolio(
             "process the sessions in between first"
         )
     limits = getattr(risk_manager, "limits", None) or RiskLimits()
-    panels = _PricePanels.of(prices, days)
+    panels = _PricePanels.of(prices, days, actions)
     signals_by_session = dict(tuple(signals.groupby("session_date", sort=False)))
     book = _Book(ledger, limits, config)
     protections = _Protections.resume(ledger, limits, config.initial_equity)
@@ -494,7 +603,9 @@ def run_paper_portfolio(
     accepted: list[pd.DataFrame] = []
     pending: pd.DataFrame | None = ledger.pending_orders()
     for day in days:
+        dividends = book.corporate_actions(day, panels)
         if pending is not None and len(pending):
+            pending = _split_orders(pending, day, panels)
             book.fill(pending, day, panels, at_open=True)
         closed = book.exit(day, panels)
         protections.stopped_out(closed, day)
@@ -529,6 +640,7 @@ def run_paper_portfolio(
                 "market_value": market_value,
                 "open_positions": len(book.open),
                 **protection_row,
+                "dividends": dividends,
             }
         )
 
@@ -537,7 +649,11 @@ def run_paper_portfolio(
         ["opened_on", "ticker"], kind="stable", ignore_index=True
     )
     equity_table = pd.concat(
-        [frame for frame in (ledger.equity, conform(pd.DataFrame(equity_rows), EQUITY_COLUMNS)) if len(frame)],
+        [
+            frame
+            for frame in (ledger.equity, conform(pd.DataFrame(equity_rows), EQUITY_COLUMNS))
+            if len(frame)
+        ],
         ignore_index=True,
     )
     return PaperPortfolio(
@@ -549,6 +665,10 @@ def run_paper_portfolio(
             if accepted
             else ledger.orders
         ),
+        adjustments=conform(
+            pd.concat([ledger.adjustments, *book.adjustments], ignore_index=True),
+            ADJUSTMENT_COLUMNS,
+        ),
     )
 
 
@@ -558,8 +678,21 @@ def _accepted(decided: pd.DataFrame, day: pd.Timestamp) -> pd.DataFrame | None:
     return decided[keep].assign(session_date=day) if keep.any() else None
 
 
+def _split_orders(orders: pd.DataFrame, day: pd.Timestamp, panels: _PricePanels) -> pd.DataFrame:
+    """Orders decided before a split with ex-date ``day`` in ``day``'s units: shares × ratio
+    (whole shares), entry, stop and target ÷ ratio."""
+    ratio = np.nan_to_num(panels.values("split_ratio", day, orders["ticker"]), nan=1.0)
+    if (ratio == 1.0).all():
+        return orders
+    orders = orders.copy()
+    orders["shares"] = roll_across_split(orders["shares"].to_numpy(), ratio).shares
+    for column in ("entry", "stop_loss", "take_profit"):
+        orders[column] = split_levels(orders[column].to_numpy(), ratio)
+    return orders
+
+
 class _Book:
-    """Cash and positions while sessions are processed: fills, exits and marks."""
+    """Cash and positions while sessions are processed: fills, exits, marks, corporate actions."""
 
     def __init__(self, ledger: PaperPortfolio, limits: RiskLimits, config: PortfolioConfig) -> None:
         self.limits = limits
@@ -567,13 +700,69 @@ class _Book:
         positions = ledger.positions
         self.open = positions[positions["closed_on"].isna()].reset_index(drop=True)
         self.finished: list[pd.DataFrame] = [positions[positions["closed_on"].notna()]]
+        self.adjustments: list[pd.DataFrame] = []
         self.cash = (
-            float(ledger.equity["cash"].iloc[-1]) if not ledger.equity.empty else config.initial_equity
+            float(ledger.equity["cash"].iloc[-1])
+            if not ledger.equity.empty
+            else config.initial_equity
         )
 
     def marks(self, marks: np.ndarray) -> np.ndarray:
         """``marks`` of the open positions, their entry where there is no price at all."""
         return np.where(np.isfinite(marks), marks, self.open["entry"].to_numpy(dtype="float64"))
+
+    def corporate_actions(self, day: pd.Timestamp, panels: _PricePanels) -> float:
+        """Apply the splits and dividends with ex-date ``day`` to the positions open at the close
+        before it (before ``day``'s fills); returns the dividend cash (negative: shorts paid)."""
+        if self.open.empty:
+            return 0.0
+        tickers = self.open["ticker"]
+        ratio = np.nan_to_num(panels.values("split_ratio", day, tickers), nan=1.0)
+        dividend = np.nan_to_num(panels.values("dividend", day, tickers), nan=0.0)
+        touched = (ratio != 1.0) | (dividend != 0.0)
+        if not touched.any():
+            return 0.0
+        before = self.open.loc[touched, [c for c in ADJUSTMENT_COLUMNS if c != "session_date"]]
+        self.adjustments.append(before.assign(session_date=day))
+        positions = self.open.copy()
+        short = (positions["direction"] == SHORT).to_numpy()
+        sign = np.where(short, -1.0, 1.0)
+        if (ratio != 1.0).any():
+            roll = roll_across_split(positions["shares"].to_numpy(), ratio)
+            entry = split_levels(positions["entry"].to_numpy(), ratio)
+            # The fraction is sold (bought back, for a short) at the last close, in new units.
+            prior = panels.values("prior_mark", day, tickers)
+            fraction_price = np.where(np.isfinite(prior), prior, entry)
+            self.cash += float((sign * roll.fraction * fraction_price).sum())
+            positions["split_fraction_pnl"] += sign * roll.fraction * (fraction_price - entry)
+            positions["shares"] = roll.shares
+            positions["entry"] = entry
+            for column in ("stop_loss", "take_profit"):
+                positions[column] = split_levels(positions[column].to_numpy(), ratio)
+            self.open = positions
+            gone = (positions["shares"] == 0).to_numpy()
+            if gone.any():
+                self._cash_out(gone, day, fraction_price)
+                dividend = dividend[~gone]
+                positions = self.open
+                short = (positions["direction"] == SHORT).to_numpy()
+        cash = dividend_cash(positions["shares"].to_numpy(), short, dividend)
+        positions["dividends"] += cash
+        self.open = positions
+        self.cash += float(cash.sum())
+        return float(cash.sum())
+
+    def _cash_out(self, gone: np.ndarray, day: pd.Timestamp, price: np.ndarray) -> None:
+        """Close the positions a reverse split left without a whole share (all in cash in lieu)."""
+        closed = self.open[gone].copy()
+        closed["closed_on"] = day
+        closed["exit_price"] = price[gone]
+        closed["exit_reason"] = CASH_IN_LIEU
+        closed["exit_costs"] = 0.0
+        closed["gross_pnl"] = closed["dividends"] + closed["split_fraction_pnl"]
+        closed["pnl"] = closed["gross_pnl"] - closed["entry_costs"]
+        self.finished.append(closed)
+        self.open = self.open[~gone].reset_index(drop=True)
 
     def exit(self, day: pd.Timestamp, panels: _PricePanels) -> pd.DataFrame:
         self.open, closed, self.cash = _close_positions(
@@ -582,7 +771,9 @@ class _Book:
         self.finished.append(closed)
         return closed
 
-    def fill(self, orders: pd.DataFrame, day: pd.Timestamp, panels: _PricePanels, *, at_open: bool) -> None:
+    def fill(
+        self, orders: pd.DataFrame, day: pd.Timestamp, panels: _PricePanels, *, at_open: bool
+    ) -> None:
         """Fill ``orders`` on ``day`` in rank order: at the open, or at their entry (the close)."""
         tickers = self.open["ticker"]
         if at_open:
@@ -690,6 +881,8 @@ def fill_orders(
                 "model": order.model,
                 "model_version": order.model_version,
                 "fill_note": note,
+                "dividends": 0.0,
+                "split_fraction_pnl": 0.0,
             }
         )
     if not rows:
@@ -736,9 +929,15 @@ def _close_positions(
     closed["exit_price"] = exit_price[closing]
     closed["exit_reason"] = reason[closing].astype(object)
     closed["exit_costs"] = closed["shares"] * closed["exit_price"] * cost_rate
-    closed["gross_pnl"] = _signed_shares(closed) * (closed["exit_price"] - closed["entry"])
+    closed["gross_pnl"] = (
+        _signed_shares(closed) * (closed["exit_price"] - closed["entry"])
+        + closed["dividends"]
+        + closed["split_fraction_pnl"]
+    )
     closed["pnl"] = closed["gross_pnl"] - closed["entry_costs"] - closed["exit_costs"]
-    cash += float((_signed_shares(closed) * closed["exit_price"]).sum() - closed["exit_costs"].sum())
+    cash += float(
+        (_signed_shares(closed) * closed["exit_price"]).sum() - closed["exit_costs"].sum()
+    )
     return open_positions[~closing].reset_index(drop=True), closed, cash
 
 

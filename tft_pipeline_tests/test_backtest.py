@@ -246,6 +246,7 @@ def test_people_read_percentages_ratios_and_money_rounded():
         "total_pnl": 1234.57,
         "gross_pnl": 1300.12,
         "total_costs": 65.56,
+        "dividends": 0.0,
         "total_return_pct": 1.23,
         "sharpe": 1.23,
         "sortino": "n/a",

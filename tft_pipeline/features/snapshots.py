@@ -16,6 +16,14 @@ caller happened to load prices, and a backfill would disagree with the daily run
 average at D is the ewm started ``WILDER_WINDOW - 1`` bars before D (or at the first bar there is,
 when the history is shorter): a pure function of the last ``WILDER_WINDOW`` values, within about
 0.07 % of the infinite-history value once the window is full.
+
+Prices are read as traded (``clean.price_history``) and adjusted here with the corporate actions
+(``clean.corporate_actions``, ``tft_pipeline.corporate_actions``); the vendor's ``adj_close`` is
+not read. Returns, volatility and RSI use the total-return close (splits and dividends), ATR and
+the volume z-score split-adjusted bars; all of them are ratios within a window, so one cumulative
+basis for the whole frame gives each session D the values of its window adjusted to D. ``close``
+and ``atr_14`` are levels: D's as-traded close and the ATR in D's as-traded units. Without actions
+every value is the one computed from the as-traded bars.
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ import numpy as np
 import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
 
+from tft_pipeline.corporate_actions import adjustment_factors
 from tft_pipeline.tables import empty_frame
 from tft_pipeline.trading_calendar import NEW_YORK, nyse_calendar
 
@@ -46,13 +55,13 @@ FEATURE_SNAPSHOT_COLUMNS: dict[str, str] = {
     "mentions": "int64",  # distinct (author, ticker) per session; an unknown author counts per source
     "mention_sentiment": "float64",  # mean sentiment weighted by log1p(max(score, 0)) + 1; 0.0 if none
     "mention_momentum": "float64",  # log((mentions + 1) / (mean over the 20 sessions before D + 1))
-    "ret_1": "float64",  # adj_close[D] / adj_close[D - k] - 1
+    "ret_1": "float64",  # tr_close[D] / tr_close[D - k] - 1 (total-return close: splits, dividends)
     "ret_5": "float64",
     "ret_20": "float64",
     "volatility_20": "float64",  # std (ddof=1) of the 20 daily log returns ending at D
-    "atr_14": "float64",  # Wilder ATR(14) of raw high/low/close, in price units
-    "rsi_14": "float64",  # Wilder RSI(14) of adj_close, 0..100 (50 when flat)
-    "volume_z": "float64",  # (volume[D] - mean) / std (ddof=1) of the 20 bars before D
+    "atr_14": "float64",  # Wilder ATR(14) of split-adjusted high/low/close, in D's as-traded units
+    "rsi_14": "float64",  # Wilder RSI(14) of the total-return close, 0..100 (50 when flat)
+    "volume_z": "float64",  # split-adjusted (volume[D] - mean) / std (ddof=1) of the 20 bars before D
     # Distinct authors naming the ticker in D's window with bullish / bearish catalyst vocabulary.
     "catalyst_bullish": "int64",
     "catalyst_bearish": "int64",
@@ -122,14 +131,18 @@ def _wilder(
 
 
 def price_technicals(
-    prices: pd.DataFrame, last_session: pd.Timestamp | None = None
+    prices: pd.DataFrame,
+    last_session: pd.Timestamp | None = None,
+    actions: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Per (ticker, session_date) bar: close and the technical columns, from bars up to that session.
 
-    Vectorized over all tickers at once: bars are sorted by ticker and session, windows that would
-    reach into the previous ticker's bars are masked by each bar's number within its ticker.
+    ``prices`` are as-traded bars, ``actions`` the corporate actions (``clean.corporate_actions``;
+    None or empty: none). Vectorized over all tickers at once: bars are sorted by ticker and
+    session, windows that would reach into the previous ticker's bars are masked by each bar's
+    number within its ticker.
     """
-    columns = ["ticker", "session_date", "open", "high", "low", "close", "adj_close", "volume"]
+    columns = ["ticker", "session_date", "open", "high", "low", "close", "volume"]
     bars = prices[columns]
     if last_session is not None:
         bars = bars[bars["session_date"] <= last_session]
@@ -147,13 +160,24 @@ def price_technicals(
         return out.assign(**{name: pd.Series(dtype="float64") for name in _TECHNICAL_COLUMNS})
 
     tickers = bars["ticker"]
-    by_ticker = bars.groupby(tickers, sort=False)
-    bar_number = by_ticker.cumcount().to_numpy()
-    adj_close = bars["adj_close"].astype("float64")
-    high, low = bars["high"].astype("float64"), bars["low"].astype("float64")
-    volume = bars["volume"].astype("float64").to_numpy()
-    previous_adj_close = by_ticker["adj_close"].shift(1).astype("float64")
-    previous_close = by_ticker["close"].shift(1).astype("float64")
+    bar_number = bars.groupby(tickers, sort=False).cumcount().to_numpy()
+    # One cumulative basis for the frame (see the module docstring): exactly 1.0 without actions.
+    factors = adjustment_factors(bars, actions)
+    split = factors["split_factor"].to_numpy(dtype="float64")
+    total = split / factors["dividend_factor"].to_numpy(dtype="float64")
+    adjusted = pd.DataFrame(
+        {
+            "adj_close": bars["close"].astype("float64") * total,
+            "close": bars["close"].astype("float64") * split,
+        },
+        index=bars.index,
+    )
+    by_ticker = adjusted.groupby(tickers, sort=False)
+    adj_close = adjusted["adj_close"]
+    high, low = bars["high"].astype("float64") * split, bars["low"].astype("float64") * split
+    volume = bars["volume"].astype("float64").to_numpy() / split
+    previous_adj_close = by_ticker["adj_close"].shift(1)
+    previous_close = by_ticker["close"].shift(1)
 
     out["close"] = bars["close"].astype("float64")
     for lag in (1, 5, 20):
@@ -179,8 +203,10 @@ def price_technicals(
             (high - previous_close).abs().to_numpy(), (low - previous_close).abs().to_numpy()
         ),
     )
-    out["atr_14"] = _wilder(
-        pd.Series(true_range, index=bars.index), tickers, bar_number, first_valid_bar=1
+    # The window's ATR in the frame's basis, as a level in D's as-traded units.
+    out["atr_14"] = (
+        _wilder(pd.Series(true_range, index=bars.index), tickers, bar_number, first_valid_bar=1)
+        / split
     )
 
     change = adj_close - previous_adj_close
@@ -306,12 +332,14 @@ def build_feature_snapshots(
     prices: pd.DataFrame,
     sessions: Sequence[dt.date | str | pd.Timestamp] | pd.DatetimeIndex,
     universe: Sequence[str],
+    actions: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """``features.feature_snapshots`` for ``sessions``: one row per universe ticker with a bar that session.
 
     ``mentions`` has the ``features.ticker_mentions`` columns, ``prices`` the ``clean.price_history``
-    ones; pass ``LOOKBACK_SESSIONS`` sessions of both before the first requested session. Rows after
-    the last requested session are ignored.
+    ones (as traded), ``actions`` the ``clean.corporate_actions`` ones (None: no split, no
+    dividend); pass ``LOOKBACK_SESSIONS`` sessions of them before the first requested session.
+    Rows after the last requested session are ignored.
     """
     requested = _as_session_index(sessions)
     tickers = _normalized_universe(universe)
@@ -319,7 +347,7 @@ def build_feature_snapshots(
         return empty_frame(FEATURE_SNAPSHOT_COLUMNS)
     prices = prices.assign(ticker=prices["ticker"].astype(str).str.strip().str.upper())
     technicals = price_technicals(
-        prices[prices["ticker"].isin(tickers)], last_session=requested[-1]
+        prices[prices["ticker"].isin(tickers)], last_session=requested[-1], actions=actions
     )
     technicals = technicals[technicals["session_date"].isin(requested)]
     if technicals.empty:

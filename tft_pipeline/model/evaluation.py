@@ -10,16 +10,25 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from tft_pipeline.corporate_actions import total_return_close
 from tft_pipeline.metrics import profit_factor, session_rank_ic
 from tft_pipeline.model.labels import DEFAULT_RULE, BarrierRule, triple_barrier_labels
 
 MIN_NAMES_FOR_IC = 5  # a rank correlation over fewer names per session is mostly noise
 
 
-def forward_returns(prices: pd.DataFrame, horizon: int) -> pd.DataFrame:
-    """``ticker, session_date, forward_return``: adjusted close ``horizon`` sessions later / now."""
-    column = "adj_close" if "adj_close" in prices.columns else "close"
-    wide = prices.pivot_table(index="session_date", columns="ticker", values=column, aggfunc="last")
+def forward_returns(
+    prices: pd.DataFrame, horizon: int, actions: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """``ticker, session_date, forward_return``: total-return close ``horizon`` sessions later / now.
+
+    ``prices`` are as traded, ``actions`` the corporate actions (None: none): the total-return
+    close (``tft_pipeline.corporate_actions``) counts splits and reinvested dividends; the vendor's
+    ``adj_close`` is not read.
+    """
+    bars = prices.drop_duplicates(["ticker", "session_date"], keep="last")
+    bars = bars.assign(tr_close=total_return_close(bars, actions))
+    wide = bars.pivot(index="session_date", columns="ticker", values="tr_close")
     wide = wide.sort_index()
     ahead = wide.shift(-horizon) / wide - 1.0
     return ahead.stack(future_stack=True).rename("forward_return").reset_index()
@@ -41,8 +50,12 @@ def edge_recovery_report(
     rule: BarrierRule = DEFAULT_RULE,
     top_fraction: float = 0.2,
     ic_horizon: int | None = None,
+    actions: pd.DataFrame | None = None,
 ) -> dict[str, float | int]:
     """Out-of-sample edge of ``signals`` (from ``score_sessions``) against later prices.
+
+    ``prices`` are as traded; ``actions`` (corporate actions, None: none) adjust labels and
+    forward returns.
 
     - ``ic_mean``/``ic_t_stat``: mean per-session Spearman IC of confidence vs the forward return
       over ``ic_horizon`` sessions (default ``rule.horizon``), and its t statistic allowing for
@@ -57,14 +70,14 @@ def edge_recovery_report(
     from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score  # ~2 s: only here
 
     keys = ["ticker", "session_date"]
-    labels = triple_barrier_labels(snapshots, prices, rule)
+    labels = triple_barrier_labels(snapshots, prices, rule, actions=actions)
     outcomes = labels[keys + ["label", "exit_return"]].assign(
         mention_sentiment=snapshots["mention_sentiment"].to_numpy(dtype="float64")
     )
     frame = (
         signals[keys + ["confidence"]]
         .merge(outcomes, on=keys, how="left")
-        .merge(forward_returns(prices, ic_horizon or rule.horizon), on=keys, how="left")
+        .merge(forward_returns(prices, ic_horizon or rule.horizon, actions), on=keys, how="left")
     )
     ic = session_rank_ic(frame, "confidence", "forward_return", MIN_NAMES_FOR_IC)
     sentiment_ic = session_rank_ic(frame, "mention_sentiment", "forward_return", MIN_NAMES_FOR_IC)

@@ -9,6 +9,12 @@ target before any bar's low reaches the stop; a bar that touches both counts as 
 bars do not say which came first, so we assume the worse). Otherwise 0: stop first, or neither
 within the horizon (expiry at the close of D+10).
 
+Prices are as traded (``clean.price_history``); with ``actions`` (``clean.corporate_actions``) the
+bars after D are expressed in D's units (times the split ratios between D and them), so entry,
+barriers and exit price are all in D's as-traded units and a split inside the horizon is no move.
+Dividends do not move the barriers (the paper ledger does not move its stops for them either; it
+credits the cash).
+
 A label is only *known* at the session it resolved (``label_known_on``: the touch, or D+10), so
 walk-forward training uses labels known strictly before the session it scores. Entries whose
 outcome is still open at the end of the data have no label yet (NaN, ``label_known_on`` NaT).
@@ -20,6 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+
+from tft_pipeline.corporate_actions import split_factor_panel
 
 TARGET, STOP, EXPIRY = "target", "stop", "expiry"
 NEXT_OPEN, CLOSE = "next_open", "close"
@@ -84,13 +92,15 @@ def triple_barrier_labels(
     *,
     entry_column: str = "close",
     atr_column: str = "atr_14",
+    actions: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """One label row per entry row (same order), from the bars in ``prices`` after each entry.
 
-    ``entries`` has ``ticker``, ``session_date``, the entry price and the ATR (feature snapshots
-    fit as they are); ``prices`` has ``ticker, session_date, open, high, low, close``. Sessions are
-    counted on the union of the sessions present in ``prices`` and ``entries``; a ticker missing a
-    bar on a session simply cannot touch a barrier there.
+    ``entries`` has ``ticker``, ``session_date``, the entry price and the ATR in D's units (feature
+    snapshots fit as they are); ``prices`` has ``ticker, session_date, open, high, low, close`` as
+    traded; ``actions`` the corporate actions (None: none), whose splits put the bars after D in
+    D's units. Sessions are counted on the union of the sessions present in ``prices`` and
+    ``entries``; a ticker missing a bar on a session simply cannot touch a barrier there.
     """
     entries = entries.reset_index(drop=True)
     grid = pd.DatetimeIndex(
@@ -111,8 +121,12 @@ def triple_barrier_labels(
     in_data = future < len(grid)
     safe = np.minimum(future, len(grid) - 1)
 
+    # Cumulative split factor on the grid: a later bar in D's units is price × S(t) / S(D).
+    split = split_factor_panel(actions, grid, tickers)
+    to_entry_units = split[safe, col[:, None]] / split[row, col][:, None]
+
     def window(wide: np.ndarray) -> np.ndarray:
-        return np.where(in_data, wide[safe, col[:, None]], np.nan)
+        return np.where(in_data, wide[safe, col[:, None]] * to_entry_units, np.nan)
 
     open_w, high_w, low_w, close_w = window(opens), window(highs), window(lows), window(closes)
     if rule.entry_at == NEXT_OPEN:

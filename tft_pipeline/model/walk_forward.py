@@ -345,15 +345,17 @@ def walk_forward(
     sessions: Iterable | None = None,
     model: SignalModel = DEFAULT_MODEL,
     config: WalkForwardConfig = WalkForwardConfig(),
+    actions: pd.DataFrame | None = None,
 ) -> WalkForward:
     """Score ``sessions`` (default: every snapshot session) walk-forward.
 
     ``snapshots`` must reach back far enough for training (the history before the first scored
-    session, at least ``HISTORY_SESSIONS``); ``prices`` supply the bars the labels are read from.
+    session, at least ``HISTORY_SESSIONS``); ``prices`` supply the bars the labels are read from
+    (as traded; ``actions``, the corporate actions, put them in each entry's units).
     Sessions whose retrain session had too few known labels get no signals.
     """
     snapshots = _with_history(snapshots.reset_index(drop=True))
-    labels = triple_barrier_labels(snapshots, prices, config.rule)
+    labels = triple_barrier_labels(snapshots, prices, config.rule, actions=actions)
     targets = _as_sessions(sessions, snapshots)
     session_dates = pd.DatetimeIndex(snapshots["session_date"])
     scoreable = _has_levels(snapshots, config.rule) & session_dates.isin(targets)
