@@ -33,7 +33,7 @@ import datetime as dt
 import math
 import string
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, ClassVar
 
@@ -43,18 +43,25 @@ import pandera.pandas as pa
 from pandera.typing import Series
 
 from tft_pipeline.tables import (
+    CORPORATE_ACTION_COLUMNS,
     RAW_COMMENT_COLUMNS,
     RAW_POST_COLUMNS,
     RAW_PRICE_COLUMNS,
     REJECTED_ROW_COLUMNS,
+    TEXT_STATES,
+    text_state_of,
 )
+from tft_pipeline.trading_calendar import fetch_lag_hours
 from tft_pipeline.universe import TICKER_PATTERN
 
 __all__ = [
     "COMMENT_RULES",
+    "CORPORATE_ACTION_RULES",
+    "NULL_OHLC_REASON",
     "POST_RULES",
     "PRICE_RULES",
     "REJECTED_COLUMNS",
+    "CleanCorporateActions",
     "CleanPriceHistory",
     "CleanRedditComments",
     "CleanRedditPosts",
@@ -63,6 +70,7 @@ __all__ = [
     "TableRules",
     "ValidationResult",
     "validate_comments",
+    "validate_corporate_actions",
     "validate_posts",
     "validate_prices",
     "validate_table",
@@ -179,10 +187,36 @@ def _required_timestamp(column: str) -> RowCheck:
     )
 
 
+NULL_OHLC_REASON = "null OHLC from source (halted or missing session)"
+OHLC = ("open", "high", "low", "close")
+
+
+def _all_prices_missing(frame: FrameLike) -> np.ndarray:
+    """True where open, high, low and close are all missing: Yahoo's bar of nulls."""
+    missing = np.ones(len(frame[OHLC[0]]), dtype=bool)
+    for column in OHLC:
+        missing &= np.isnan(_floats(frame, column))
+    return missing
+
+
+def _null_ohlc() -> RowCheck:
+    """A bar whose four prices are null: the source's answer for a halted or missing session.
+
+    It gets this one reason, not one "must be finite" per price column.
+    """
+    return RowCheck(
+        name="null_ohlc",
+        rule="a bar has prices (not all of open, high, low, close null)",
+        message=NULL_OHLC_REASON,
+        failed=_all_prices_missing,
+    )
+
+
 def _positive_price(column: str) -> RowCheck:
     def failed(frame: FrameLike) -> np.ndarray:
         values = _floats(frame, column)
-        return ~(np.isfinite(values) & (values > 0))
+        # A bar of nulls has its own reason (null_ohlc).
+        return ~(np.isfinite(values) & (values > 0)) & ~_all_prices_missing(frame)
 
     return RowCheck(
         name=f"{column}_not_positive",
@@ -286,6 +320,7 @@ def _ticker() -> RowCheck:
 PRICE_CHECKS: tuple[RowCheck, ...] = (
     _ticker(),
     _required_timestamp("session_date"),
+    _null_ohlc(),
     *(_positive_price(c) for c in ("open", "high", "low", "close", "adj_close")),
     _non_negative("volume"),
     _fits_int64("volume"),
@@ -296,6 +331,18 @@ PRICE_CHECKS: tuple[RowCheck, ...] = (
     _low_not_above("open"),
     _low_not_above("close"),
 )
+
+def _text_state() -> RowCheck:
+    allowed = frozenset(TEXT_STATES)
+    return RowCheck(
+        name="text_state_unknown",
+        rule=f"text_state is one of {', '.join(TEXT_STATES)}",
+        message=f"text_state must be one of {', '.join(TEXT_STATES)} (got {{text_state}})",
+        failed=lambda frame: ~_text_rule(
+            _objects(frame, "text_state"), lambda value: value in allowed
+        ),
+    )
+
 
 POST_CHECKS: tuple[RowCheck, ...] = (
     _required_text("post_id"),
@@ -311,6 +358,45 @@ POST_CHECKS: tuple[RowCheck, ...] = (
     _optional_text("url"),
     _required_timestamp("fetched_at"),
     _required_timestamp("session_date"),
+    _text_state(),
+)
+
+
+def _split_ratio() -> RowCheck:
+    def failed(frame: FrameLike) -> np.ndarray:
+        values = _floats(frame, "split_ratio")
+        return ~(np.isfinite(values) & (values > 0))
+
+    return RowCheck(
+        name="split_ratio_invalid",
+        rule="split_ratio is finite and > 0",
+        message="split_ratio must be finite and > 0 (got {split_ratio})",
+        failed=failed,
+    )
+
+
+def _no_action() -> RowCheck:
+    """A row that changes nothing (ratio 1, no cash), judged only between valid values."""
+
+    def failed(frame: FrameLike) -> np.ndarray:
+        ratio, dividend = _floats(frame, "split_ratio"), _floats(frame, "dividend")
+        return (ratio == 1.0) & (dividend == 0.0)
+
+    return RowCheck(
+        name="no_action",
+        rule="a row has a split (split_ratio != 1) or a dividend (dividend > 0)",
+        message="neither a split nor a dividend (split_ratio={split_ratio}, dividend={dividend})",
+        failed=failed,
+    )
+
+
+CORPORATE_ACTION_CHECKS: tuple[RowCheck, ...] = (
+    _ticker(),
+    _required_timestamp("session_date"),
+    _split_ratio(),
+    _non_negative("dividend"),
+    _no_action(),
+    _required_timestamp("fetched_at"),
 )
 
 COMMENT_CHECKS: tuple[RowCheck, ...] = (
@@ -324,6 +410,7 @@ COMMENT_CHECKS: tuple[RowCheck, ...] = (
     _fits_int64("score"),
     _required_timestamp("fetched_at"),
     _required_timestamp("session_date"),
+    _text_state(),
 )
 
 
@@ -371,6 +458,29 @@ class CleanPriceHistory(pa.DataFrameModel):
         description = "clean.price_history: validated, deduplicated daily bars."
 
 
+@_with_row_checks(CORPORATE_ACTION_CHECKS)
+class CleanCorporateActions(pa.DataFrameModel):
+    """Validated splits and dividends: one row per (ticker, ex-date session), the latest fetch."""
+
+    ticker: Series[str] = pa.Field(description="Ticker symbol, e.g. AAPL or BRK.B.")
+    session_date: Series[pd.Timestamp] = pa.Field(
+        description="Ex-date session (naive midnight): the first session traded without it."
+    )
+    split_ratio: Series[float] = pa.Field(
+        description="New shares per old share (4.0 for a 4:1 split), 1.0 when no split."
+    )
+    dividend: Series[float] = pa.Field(
+        description="Cash per share, in the as-traded units of the ex-date session; 0.0 if none."
+    )
+    fetched_at: Series[pd.Timestamp] = pa.Field(description="When it was fetched (naive UTC).")
+
+    class Config:
+        strict = "filter"
+        coerce = False
+        unique: ClassVar[list[str]] = ["ticker", "session_date"]
+        description = "clean.corporate_actions: validated splits and dividends per ex-date."
+
+
 @_with_row_checks(POST_CHECKS)
 class CleanRedditPosts(pa.DataFrameModel):
     """Validated Reddit posts: one row per post_id, the most recent fetch."""
@@ -389,6 +499,12 @@ class CleanRedditPosts(pa.DataFrameModel):
     )
     session_date: Series[pd.Timestamp] = pa.Field(
         description="Session whose window holds the post."
+    )
+    text_state: Series[str] = pa.Field(
+        description="present, or deleted / removed: the text is Reddit's placeholder."
+    )
+    fetch_lag_hours: Series[float] = pa.Field(
+        nullable=True, description="Hours from the session's close to the fetch."
     )
 
     class Config:
@@ -413,6 +529,12 @@ class CleanRedditComments(pa.DataFrameModel):
     )
     session_date: Series[pd.Timestamp] = pa.Field(
         description="Session whose window holds the comment."
+    )
+    text_state: Series[str] = pa.Field(
+        description="present, or deleted / removed: the body is Reddit's placeholder."
+    )
+    fetch_lag_hours: Series[float] = pa.Field(
+        nullable=True, description="Hours from the session's close to the fetch."
     )
 
     class Config:
@@ -463,6 +585,24 @@ class TableRules:
     clean_dtypes: Mapping[str, str]
     # Text columns that may be missing (NaN normalised to None in the clean frame).
     optional_text: tuple[str, ...] = ()
+    # Columns added to the layout later: a raw frame may lack them (an older warehouse, an older
+    # caller), and a missing value is derived from the row's other (typed) values.
+    derived: Mapping[str, Callable[[Mapping[str, np.ndarray]], np.ndarray]] = field(
+        default_factory=dict
+    )
+
+
+def _derived_text_state(column: str) -> Callable[[Mapping[str, np.ndarray]], np.ndarray]:
+    def derive(typed: Mapping[str, np.ndarray]) -> np.ndarray:
+        return text_state_of(pd.Series(typed[column], dtype=object)).to_numpy(dtype=object)
+
+    return derive
+
+
+def _derived_fetch_lag(typed: Mapping[str, np.ndarray]) -> np.ndarray:
+    return fetch_lag_hours(
+        pd.Series(typed["fetched_at"]), pd.Series(typed["session_date"])
+    ).to_numpy(dtype="float64")
 
 
 PRICE_RULES = TableRules(
@@ -473,6 +613,14 @@ PRICE_RULES = TableRules(
     schema=CleanPriceHistory,
     clean_dtypes={"volume": "int64"},
 )
+CORPORATE_ACTION_RULES = TableRules(
+    source="raw.corporate_actions",
+    columns=CORPORATE_ACTION_COLUMNS,
+    key=("ticker", "session_date"),
+    checks=CORPORATE_ACTION_CHECKS,
+    schema=CleanCorporateActions,
+    clean_dtypes={},
+)
 POST_RULES = TableRules(
     source="raw.reddit_posts",
     columns=RAW_POST_COLUMNS,
@@ -481,6 +629,7 @@ POST_RULES = TableRules(
     schema=CleanRedditPosts,
     clean_dtypes={"score": "int64", "num_comments": "int64"},
     optional_text=("author", "selftext", "url"),
+    derived={"text_state": _derived_text_state("selftext"), "fetch_lag_hours": _derived_fetch_lag},
 )
 COMMENT_RULES = TableRules(
     source="raw.reddit_comments",
@@ -490,6 +639,7 @@ COMMENT_RULES = TableRules(
     schema=CleanRedditComments,
     clean_dtypes={"score": "int64"},
     optional_text=("subreddit", "author"),
+    derived={"text_state": _derived_text_state("body"), "fetch_lag_hours": _derived_fetch_lag},
 )
 
 
@@ -605,6 +755,11 @@ def validate_prices(raw_df: pd.DataFrame) -> ValidationResult:
     return validate_table(raw_df, PRICE_RULES)
 
 
+def validate_corporate_actions(raw_df: pd.DataFrame) -> ValidationResult:
+    """Validate and deduplicate ``raw.corporate_actions`` rows (key: ticker, session_date)."""
+    return validate_table(raw_df, CORPORATE_ACTION_RULES)
+
+
 def validate_posts(raw_df: pd.DataFrame) -> ValidationResult:
     """Validate and deduplicate ``raw.reddit_posts`` rows (key: post_id)."""
     return validate_table(raw_df, POST_RULES)
@@ -619,6 +774,9 @@ def validate_table(raw_df: pd.DataFrame, rules: TableRules) -> ValidationResult:
     """Reject invalid rows, then keep the latest fetch of each key; raises only on a bad input shape."""
     if not isinstance(raw_df, pd.DataFrame):
         raise TypeError(f"{rules.source}: expected a pandas DataFrame, got {type(raw_df).__name__}")
+    late = [name for name in rules.derived if name not in raw_df.columns]
+    if late:
+        raw_df = raw_df.assign(**dict.fromkeys(late))
     missing = [name for name in rules.columns if name not in raw_df.columns]
     if missing:
         raise ValueError(
@@ -630,6 +788,10 @@ def validate_table(raw_df: pd.DataFrame, rules: TableRules) -> ValidationResult:
         raise ValueError(f"{rules.source}: column(s) {', '.join(repeated)} appear more than once")
 
     typed = _typed_columns(raw_df, rules.columns)
+    for name, derive in rules.derived.items():
+        unknown = pd.isna(typed[name])
+        if unknown.any():
+            typed[name] = np.where(unknown, derive(typed), typed[name])
     row_count = len(raw_df)
     failures = np.empty((row_count, len(rules.checks)), dtype=bool)
     for position, row_check in enumerate(rules.checks):

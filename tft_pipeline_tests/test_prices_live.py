@@ -115,10 +115,11 @@ def test_a_multi_month_run_is_one_history_request_per_ticker(yahoo, fake_time):
 
     history = yahoo.requests(kind="history")
     assert sorted(request.symbol for request in history) == ["AAPL", "MSFT", "NVDA"]
-    # Each request spans the whole run: from the first session's New York midnight to the day
-    # after the last session (yfinance's end is exclusive).
+    # Each request spans the whole run and on through the fetch date (2024-07-01, so that every
+    # split Yahoo applied is in the answer): from the first session's New York midnight to the
+    # day after the fetch (yfinance's end is exclusive).
     first = pd.Timestamp("2024-01-02", tz=NEW_YORK).timestamp()
-    after_last = pd.Timestamp("2024-06-29", tz=NEW_YORK).timestamp()
+    after_last = pd.Timestamp("2024-07-02", tz=NEW_YORK).timestamp()
     assert {(int(r.params["period1"]), int(r.params["period2"])) for r in history} == {
         (first, after_last)
     }
@@ -163,10 +164,11 @@ def test_bars_map_to_raw_price_columns_with_new_york_session_dates(yahoo, market
     expected = market["AAPL"]
     # The fake stamps each bar at 09:30 New York (14:30 or 13:30 UTC); the session is that date.
     assert list(bars["session_date"]) == list(expected.index)
-    for column in ("open", "high", "low", "close", "adj_close", "volume"):
+    for column in ("open", "high", "low", "close", "volume"):
         np.testing.assert_allclose(bars[column].to_numpy(), expected[column].to_numpy(), rtol=1e-12)
-    # adj_close is Yahoo's "Adj Close" (auto_adjust=False), not a copy of close.
-    assert (bars["adj_close"] < bars["close"]).all()
+    # adj_close is the as-traded close, not Yahoo's "Adj Close" (which depends on the fetch date).
+    assert (bars["adj_close"] == bars["close"]).all()
+    assert fetch.actions.empty  # no split or dividend in this answer
     assert (bars["ticker"] == "AAPL").all()
     assert (bars["fetched_at"] == pd.Timestamp("2024-07-01 20:15")).all()  # naive UTC
 
@@ -180,6 +182,7 @@ def test_only_bars_of_the_requested_sessions_are_kept(yahoo, fake_time):
     assert len(yahoo.requests("MSFT", kind="history")) == 1
 
 
+@pytest.mark.parametrize("zone", [NEW_YORK, "Europe/Berlin", "Asia/Shanghai"])
 @settings(max_examples=30, deadline=None)
 @given(
     instant=st.datetimes(
@@ -188,9 +191,11 @@ def test_only_bars_of_the_requested_sessions_are_kept(yahoo, fake_time):
         timezones=st.just(dt.UTC),
     )
 )
-def test_a_bar_belongs_to_its_new_york_date(instant):
-    stamp = pd.Timestamp(instant)
-    new_york_date = stamp.tz_convert(NEW_YORK).tz_localize(None).normalize()
+def test_a_bar_belongs_to_its_date_on_its_exchange_clock(instant, zone):
+    # yfinance indexes a bar in its exchange's timezone; the bar's date is that wall-clock date,
+    # never the date of the same instant in New York (which moved Frankfurt bars a day back).
+    stamp = pd.Timestamp(instant).tz_convert(zone)
+    new_york_date = stamp.tz_localize(None).normalize()
     history = pd.DataFrame(
         {
             "Open": [1.0],

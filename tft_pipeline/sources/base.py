@@ -8,10 +8,13 @@ each row to its session with ``tft_pipeline.trading_calendar``.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import pandas as pd
+
+from tft_pipeline.tables import CORPORATE_ACTION_COLUMNS, empty_frame
 
 
 @dataclass(frozen=True)
@@ -19,13 +22,16 @@ class RedditFetch:
     """Rows fetched for one time range, and whether the source could reach back far enough.
 
     ``complete`` is False when the source ran out of history before ``start_utc`` (Reddit serves
-    about 1,000 items per listing): the rows are still right, only fewer than existed.
+    about 1,000 items per listing), or could not fetch everything it chose to (a comment budget
+    used up, a tree gone): the rows are still right, only fewer than existed. ``coverage`` holds
+    the figures behind that, one mapping per subreddit (and session window, for comments).
     """
 
     frame: pd.DataFrame
     complete: bool = True
     notes: tuple[str, ...] = ()
     requests: int = 0
+    coverage: tuple[Mapping[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -36,6 +42,9 @@ class PriceFetch:
     failures: pd.DataFrame  # columns: ticker, error_type, message, attempts
     requests: int = 0
     notes: tuple[str, ...] = field(default_factory=tuple)
+    # Splits and dividends with their ex-date on one of the requested sessions, columns of
+    # CORPORATE_ACTION_COLUMNS; ``bars`` are as traded on their session (see PriceSource).
+    actions: pd.DataFrame = field(default_factory=lambda: empty_frame(CORPORATE_ACTION_COLUMNS))
 
 
 class RedditSource(ABC):
@@ -55,4 +64,9 @@ class PriceSource(ABC):
 
     @abstractmethod
     def fetch_prices(self, tickers: Sequence[str], sessions: pd.DatetimeIndex) -> PriceFetch:
-        """Bars with the columns of ``RAW_PRICE_COLUMNS`` (``session_date`` is the bar's date)."""
+        """Bars with the columns of ``RAW_PRICE_COLUMNS`` (``session_date`` is the bar's date).
+
+        Bars are as traded on their session: not adjusted for splits or dividends that came
+        after it, whenever they are fetched. ``PriceFetch.actions`` holds the splits and
+        dividends whose ex-date is one of ``sessions``.
+        """

@@ -13,6 +13,25 @@ exchange timezone once per ticker (``range=1d``; cached on disk by yfinance afte
 any answer of 400 or more it redoes its cookie handshake and asks once more by itself. Retries of
 ours add one history request each; ``PriceFetch.requests`` counts our calls into yfinance.
 
+Basis (issue 10). Yahoo's Open/High/Low/Close/Volume come split-adjusted as of the fetch (Adj
+Close also dividend-adjusted), so the same session read in 2020 and in 2026 differs by every split
+in between. This source returns every bar **as traded** on its session instead, whenever it is
+fetched: prices × the product of the ratios of the splits with an ex-date after the bar's session
+(up to the fetch), volume ÷ the same product. It can, because the one history request per ticker
+runs from the run's first session **through the fetch date** (``keepna=True``, ``actions=True``):
+every split Yahoo has applied to the bars is in the answer. A daily run fetching today's bar gets
+a one-session answer and converts nothing; a backfill of 2020 made in 2026 gets six years of bars
+in that same one request and keeps only the run's sessions. Dividends are converted likewise to
+the as-traded units of their ex-date. ``adj_close`` is set to the as-traded close: Yahoo's Adj
+Close depends on the fetch date, and adjusted series are derived downstream from the as-traded
+bars and ``clean.corporate_actions``. The splits and dividends whose ex-date is one of the run's
+sessions come back in ``PriceFetch.actions``.
+
+A bar's session is its date on its exchange's own clock (what yfinance's index says), never a
+conversion to New York time: that conversion put a Frankfurt bar stamped 00:00 Berlin on the
+previous day. A bar Yahoo answers with null prices (a halted or missing session) is kept as a row
+of nulls, so validation quarantines it with its reason instead of it disappearing.
+
 yfinance is process-wide state (one ``YfData`` session, one config): this module sets
 ``yf.config.debug.hide_exceptions = False`` so errors raise instead of becoming log lines, and
 clears yfinance's memo of past date ranges before each call, since a memoised 500 page would
@@ -29,6 +48,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 import yfinance as yf
 from yfinance.data import YfData
@@ -43,7 +63,12 @@ from tft_pipeline.retry import (
     should_retry,
 )
 from tft_pipeline.sources.base import PriceFetch, PriceSource
-from tft_pipeline.tables import PRICE_FETCH_FAILURE_COLUMNS, RAW_PRICE_COLUMNS, conform
+from tft_pipeline.tables import (
+    CORPORATE_ACTION_COLUMNS,
+    PRICE_FETCH_FAILURE_COLUMNS,
+    RAW_PRICE_COLUMNS,
+    conform,
+)
 from tft_pipeline.trading_calendar import NEW_YORK
 
 FAILURE_COLUMNS: dict[str, str] = {
@@ -57,6 +82,7 @@ YAHOO_PRICE_COLUMNS: dict[str, str] = {
     "Adj Close": "adj_close",
     "Volume": "volume",
 }
+PRICE_FIELDS = ("open", "high", "low", "close")
 EMPTY_FRAME = "EmptyPriceFrame"
 
 
@@ -123,6 +149,7 @@ def exceeds_failure_budget(failed: int, total: int, max_failed_share: float) -> 
 class _TickerOutcome:
     ticker: str
     bars: pd.DataFrame | None
+    actions: pd.DataFrame | None
     error_type: str | None
     message: str | None
     attempts: int
@@ -183,7 +210,10 @@ class LivePriceSource(PriceSource):
         # Show errors as exceptions: by default yfinance logs them and returns an empty frame.
         yf.config.debug.hide_exceptions = False
         start = session_dates[0].date()
-        end = (session_dates[-1] + pd.Timedelta(days=1)).date()  # yfinance's end is exclusive
+        # Through the fetch date, so every split Yahoo has applied to the bars is in the answer
+        # (yfinance's end is exclusive). A daily run asks for the same one session as before.
+        today = pd.Timestamp(self._clock()).tz_convert(NEW_YORK).date()
+        end = max(session_dates[-1].date(), today) + dt.timedelta(days=1)
 
         def fetch(ticker: str) -> _TickerOutcome:
             return self._fetch_ticker(ticker, start, end, session_dates)
@@ -199,6 +229,12 @@ class LivePriceSource(PriceSource):
             conform(pd.concat(fetched, ignore_index=True), RAW_PRICE_COLUMNS, lenient=True)
             if fetched
             else (conform(pd.DataFrame(), RAW_PRICE_COLUMNS))
+        )
+        found = [o.actions for o in outcomes if o.actions is not None and len(o.actions)]
+        actions = (
+            conform(pd.concat(found, ignore_index=True), CORPORATE_ACTION_COLUMNS, lenient=True)
+            if found
+            else conform(pd.DataFrame(), CORPORATE_ACTION_COLUMNS)
         )
         failed = [outcome for outcome in outcomes if outcome.error_type is not None]
         failures = _failures(failed)
@@ -225,6 +261,7 @@ class LivePriceSource(PriceSource):
             failures=failures,
             requests=sum(outcome.attempts for outcome in outcomes),
             notes=notes,
+            actions=actions,
         )
 
     def _fetch_ticker(
@@ -244,7 +281,8 @@ class LivePriceSource(PriceSource):
                     end=end,
                     interval="1d",
                     auto_adjust=False,
-                    actions=False,
+                    actions=True,  # splits and dividends, to convert to and record as traded
+                    keepna=True,  # a bar of nulls is kept, to be quarantined with its reason
                     timeout=self.timeout_seconds,
                 )
             except Exception as error:
@@ -265,19 +303,20 @@ class LivePriceSource(PriceSource):
             return _TickerOutcome(
                 ticker,
                 None,
+                None,
                 type(error).__name__,
                 redact_secrets(str(error).split("\n")[0]) or type(error).__name__,
                 attempts,
                 permanent=not should_retry(error),
             )
-        bars = history_to_raw_bars(history, ticker, self._clock(), session_dates)
+        bars, actions = history_to_as_traded(history, ticker, self._clock(), session_dates)
         if bars.empty:
             message = (
                 f"Yahoo returned no bars for {ticker} on the {len(session_dates)} requested "
                 f"session(s) {session_dates[0].date()}..{session_dates[-1].date()}"
             )
-            return _TickerOutcome(ticker, None, EMPTY_FRAME, message, attempts)
-        return _TickerOutcome(ticker, bars, None, None, attempts)
+            return _TickerOutcome(ticker, None, None, EMPTY_FRAME, message, attempts)
+        return _TickerOutcome(ticker, bars, actions, None, None, attempts)
 
 
 def history_to_raw_bars(
@@ -286,23 +325,103 @@ def history_to_raw_bars(
     fetched_at: dt.datetime | pd.Timestamp,
     session_dates: pd.DatetimeIndex,
 ) -> pd.DataFrame:
-    """``Ticker.history(auto_adjust=False)`` output as ``RAW_PRICE_COLUMNS`` rows on ``session_dates``.
+    """The bars of ``history_to_as_traded`` alone."""
+    return history_to_as_traded(history, ticker, fetched_at, session_dates)[0]
 
-    A bar's session is its date in New York; bars on other dates are dropped.
+
+def exchange_dates(index: pd.Index) -> pd.DatetimeIndex:
+    """Each bar's date on its exchange's clock: the wall-clock date of yfinance's index.
+
+    yfinance stamps a daily bar at midnight in the exchange's timezone; converting that instant
+    to New York time would move a European or Asian bar to the previous day.
     """
-    if history.empty:
-        return conform(pd.DataFrame(), RAW_PRICE_COLUMNS)
-    dates = pd.DatetimeIndex(history.index)
+    dates = pd.DatetimeIndex(index)
     if dates.tz is not None:
-        dates = dates.tz_convert(NEW_YORK).tz_localize(None)
-    frame = history.reindex(columns=list(YAHOO_PRICE_COLUMNS)).rename(columns=YAHOO_PRICE_COLUMNS)
-    frame = frame.reset_index(drop=True)
-    frame["session_date"] = dates.normalize()
-    frame["ticker"] = ticker
-    frame["fetched_at"] = pd.Timestamp(fetched_at)
-    frame = frame[frame["session_date"].isin(session_dates)]
+        dates = dates.tz_localize(None)
+    return dates.normalize()
+
+
+def split_factors(dates: pd.DatetimeIndex, split_dates: pd.DatetimeIndex, ratios) -> pd.Series:
+    """For each of ``dates``: the product of the ``ratios`` of the splits dated after it.
+
+    Multiplying a split-adjusted price by it gives the price as traded on that date; dividing a
+    split-adjusted volume by it gives the shares traded.
+    """
+    order = np.argsort(split_dates.to_numpy())
+    ordered_dates = split_dates.to_numpy()[order]
+    ordered = np.asarray(ratios, dtype="float64")[order]
+    # after[i]: product of ratios i.. (the splits from the i-th on), 1.0 past the last one.
+    after = np.append(np.cumprod(ordered[::-1])[::-1], 1.0)
+    first_later = np.searchsorted(ordered_dates, dates.to_numpy(), side="right")
+    return pd.Series(after[first_later], index=dates)
+
+
+def history_to_as_traded(
+    history: pd.DataFrame,
+    ticker: str,
+    fetched_at: dt.datetime | pd.Timestamp,
+    session_dates: pd.DatetimeIndex,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``Ticker.history(auto_adjust=False, actions=True, keepna=True)`` as as-traded rows.
+
+    Returns the bars (``RAW_PRICE_COLUMNS``) and the splits and dividends
+    (``CORPORATE_ACTION_COLUMNS``) on ``session_dates``. ``history`` must run through the fetch
+    date, so that every split Yahoo applied to it is in it. A row of null prices carrying a split
+    or dividend is yfinance's placeholder for an event without a bar, not a bar.
+    """
+    bars_empty = conform(pd.DataFrame(), RAW_PRICE_COLUMNS)
+    actions_empty = conform(pd.DataFrame(), CORPORATE_ACTION_COLUMNS)
+    if history.empty:
+        return bars_empty, actions_empty
+    dates = exchange_dates(history.index)
+    frame = history.reset_index(drop=True)
+    splits = _event_values(frame, "Stock Splits")
+    dividends = _event_values(frame, "Dividends")
+    # yfinance writes 0 for "no split"; a ratio that cannot be applied is recorded (validation
+    # quarantines it) but not applied.
+    is_split = (splits != 0) & ~np.isnan(splits)
+    applicable = is_split & np.isfinite(splits) & (splits > 0) & (splits != 1.0)
+    factors = split_factors(dates, dates[applicable], splits[applicable]).to_numpy()
+
+    prices = frame.reindex(columns=list(YAHOO_PRICE_COLUMNS)).rename(columns=YAHOO_PRICE_COLUMNS)
+    prices = prices.apply(pd.to_numeric, errors="coerce")
+    no_prices = prices[list(PRICE_FIELDS)].isna().all(axis=1).to_numpy()
+    has_event = is_split | ((dividends != 0) & ~np.isnan(dividends))
+    is_bar = ~(no_prices & has_event)
+    in_run = dates.isin(session_dates)
+
+    bars = pd.DataFrame(
+        {field: prices[field].to_numpy() * factors for field in PRICE_FIELDS},
+    )
+    bars["adj_close"] = bars["close"]  # as traded; adjusted series come from the actions
+    bars["volume"] = prices["volume"].to_numpy() / factors
+    bars["session_date"] = dates
+    bars["ticker"] = ticker
+    bars["fetched_at"] = pd.Timestamp(fetched_at)
     # Yahoo's values as given: a bad one becomes a null that validation quarantines.
-    return conform(frame, RAW_PRICE_COLUMNS, lenient=True)
+    bars = conform(bars[is_bar & in_run], RAW_PRICE_COLUMNS, lenient=True)
+
+    is_action = has_event & in_run
+    actions = pd.DataFrame(
+        {
+            "ticker": ticker,
+            "session_date": dates[is_action],
+            "split_ratio": np.where(is_split, splits, 1.0)[is_action],
+            # Yahoo's amount is in the units of the fetch date's shares: back to the ex-date's.
+            "dividend": (np.nan_to_num(dividends, nan=0.0) * factors)[is_action],
+            "fetched_at": pd.Timestamp(fetched_at),
+        }
+    )
+    actions = (
+        conform(actions, CORPORATE_ACTION_COLUMNS, lenient=True) if len(actions) else actions_empty
+    )
+    return bars, actions
+
+
+def _event_values(frame: pd.DataFrame, column: str) -> np.ndarray:
+    if column not in frame.columns:
+        return np.zeros(len(frame))
+    return pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype="float64")
 
 
 def _failures(failed: Sequence[_TickerOutcome]) -> pd.DataFrame:

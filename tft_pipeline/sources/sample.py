@@ -22,6 +22,7 @@ from tft_pipeline.sample_market import (
 from tft_pipeline.sample_market.span import calendar_closes_ns, calendar_sessions
 from tft_pipeline.sources.base import PriceFetch, PriceSource, RedditFetch, RedditSource
 from tft_pipeline.tables import (
+    CORPORATE_ACTION_COLUMNS,
     PRICE_FETCH_FAILURE_COLUMNS,
     RAW_COMMENT_COLUMNS,
     RAW_POST_COLUMNS,
@@ -144,4 +145,6 @@ class SamplePriceSource(PriceSource):
         bars = generate_price_history(tickers, sessions, seed=self.seed, dirt=self.dirt)
         bars = _known_at(bars, self.now).reset_index(drop=True)
         failures = empty_frame(PRICE_FETCH_FAILURE_COLUMNS).drop(columns="session_date")
-        return PriceFetch(bars=bars, failures=failures, requests=0)
+        # The sample market has no splits or dividends: its bars are as traded and final.
+        actions = empty_frame(CORPORATE_ACTION_COLUMNS)
+        return PriceFetch(bars=bars, failures=failures, requests=0, actions=actions)

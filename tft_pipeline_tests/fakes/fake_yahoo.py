@@ -21,6 +21,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Self
 from urllib.parse import parse_qs, urlsplit
 
@@ -30,9 +31,15 @@ import pandas as pd
 NEW_YORK = "America/New_York"
 CHART_PATH = re.compile(r"^/v8/finance/chart/(?P<symbol>[^/?]+)$")
 NOT_FOUND_DESCRIPTION = "No data found, symbol may be delisted"
+RECORDED_DIR = Path(__file__).resolve().parent.parent / "recorded" / "yahoo"
 BAR_COLUMNS = ("open", "high", "low", "close", "adj_close", "volume")
 # Yahoo stamps a daily bar with the session's opening time.
 DAILY_BAR_TIME = pd.Timedelta(hours=9, minutes=30)
+
+
+def recorded_answer(name: str) -> dict:
+    """A recorded Yahoo chart answer from ``recorded/yahoo/<name>`` (its sources: SOURCES.md)."""
+    return json.loads((RECORDED_DIR / name).read_text())
 
 
 def random_walk_bars(
@@ -150,6 +157,7 @@ class ChartRequest:
 @dataclass
 class _State:
     bars: dict[str, pd.DataFrame]
+    recorded: dict[str, dict] = field(default_factory=dict)
     faults: dict[tuple[str, str], deque[Fault]] = field(default_factory=dict)
     requests: list[ChartRequest] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -178,13 +186,16 @@ class _ChartHandler(BaseHTTPRequestHandler):
             queue = self.state.faults.get((symbol, kind))
             fault = queue.popleft() if queue else None
             bars = self.state.bars.get(symbol)
+            recorded = self.state.recorded.get(symbol)
             if fault is not None:
                 status = fault.status or 0
             else:
-                status = 200 if bars is not None else 404
+                status = 200 if bars is not None or recorded is not None else 404
             self.state.requests.append(ChartRequest(symbol, kind, params, status))
         if fault is not None:
             self._send_fault(fault)
+        elif recorded is not None:
+            self._send(200, select_recorded(recorded, params))
         elif bars is None:
             error = {"code": "Not Found", "description": NOT_FOUND_DESCRIPTION}
             self._send(404, {"chart": {"result": None, "error": error}})
@@ -214,6 +225,37 @@ class _ChartHandler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
+def select_recorded(answer: dict, params: Mapping[str, str]) -> dict:
+    """A recorded chart answer cut to what Yahoo would send for ``params``.
+
+    The recorded answer is served verbatim but for one cut, the same Yahoo makes: a history request
+    (``period1``/``period2``) gets the bars whose timestamp lies in ``[period1, period2)`` (every
+    per-bar array is cut alike: ``timestamp``, each ``indicators.quote`` series, ``adjclose`` and
+    ``unadjclose``) and the events (splits, dividends) whose date lies in the same range. The
+    timezone probe (``range=1d``) gets the last bar. ``meta`` is left as recorded. So one recorded
+    answer serves a range fetch and one fetch per day alike.
+    """
+    cut = json.loads(json.dumps(answer))  # a deep copy: the recorded answer stays untouched
+    result = cut["chart"]["result"][0]
+    stamps = list(result.get("timestamp") or [])
+    if "period1" in params:
+        first, end = int(params["period1"]), int(params.get("period2", 2**62))
+    else:
+        first, end = (stamps[-1], stamps[-1] + 1) if stamps else (0, 0)
+    keep = [i for i, stamp in enumerate(stamps) if first <= stamp < end]
+    result["timestamp"] = [stamps[i] for i in keep]
+    indicators = result.get("indicators", {})
+    for series_list in indicators.values():
+        for series in series_list:
+            for key, values in series.items():
+                series[key] = [values[i] for i in keep]
+    for kind, events in (result.get("events") or {}).items():
+        result["events"][kind] = {
+            key: event for key, event in events.items() if first <= int(event["date"]) < end
+        }
+    return cut
+
+
 def _select_bars(bars: pd.DataFrame, params: Mapping[str, str]) -> pd.DataFrame:
     if "period1" not in params:
         return bars.iloc[-1:]  # the timezone probe: Yahoo answers range=1d with the last bar
@@ -225,12 +267,23 @@ def _select_bars(bars: pd.DataFrame, params: Mapping[str, str]) -> pd.DataFrame:
 class FakeYahooServer:
     """The chart endpoint of Yahoo Finance on ``127.0.0.1``, serving ``bars_by_symbol``.
 
+    ``recorded_by_symbol`` maps a symbol to a real chart answer recorded from Yahoo (see
+    ``tft_pipeline_tests/recorded/yahoo/SOURCES.md``), served verbatim but cut to each request's
+    range (``select_recorded``); it wins over ``bars_by_symbol``.
+
     Use as a context manager (starts a server thread on a free port, stops it on exit). A symbol
     mapped to an empty frame is a known symbol with no bars; an unmapped symbol gets Yahoo's 404.
     """
 
-    def __init__(self, bars_by_symbol: Mapping[str, pd.DataFrame]) -> None:
-        self._state = _State(bars={symbol.upper(): bars for symbol, bars in bars_by_symbol.items()})
+    def __init__(
+        self,
+        bars_by_symbol: Mapping[str, pd.DataFrame],
+        recorded_by_symbol: Mapping[str, dict] | None = None,
+    ) -> None:
+        self._state = _State(
+            bars={symbol.upper(): bars for symbol, bars in bars_by_symbol.items()},
+            recorded={s.upper(): a for s, a in (recorded_by_symbol or {}).items()},
+        )
         handler = type("ChartHandler", (_ChartHandler,), {"state": self._state})
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._server.daemon_threads = True
@@ -252,6 +305,15 @@ class FakeYahooServer:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)
+
+    def set_recorded(self, symbol: str, answer: dict | None) -> None:
+        """Serve the recorded chart answer ``answer`` for ``symbol`` (cut per request, see
+        ``select_recorded``); None stops serving it."""
+        with self._state.lock:
+            if answer is None:
+                self._state.recorded.pop(symbol.upper(), None)
+            else:
+                self._state.recorded[symbol.upper()] = answer
 
     def set_bars(self, symbol: str, bars: pd.DataFrame | None) -> None:
         """Serve ``bars`` for ``symbol`` from now on (None: the symbol becomes unknown)."""

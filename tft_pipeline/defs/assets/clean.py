@@ -103,6 +103,7 @@ def _clean_asset(
 
 RAW_TABLES = {
     "raw_price_history": ["raw", "price_history"],
+    "raw_corporate_actions": ["raw", "corporate_actions"],
     "raw_reddit_posts": ["raw", "reddit_posts"],
     "raw_reddit_comments": ["raw", "reddit_comments"],
 }
@@ -121,11 +122,13 @@ def _rejected_rows_asset(partitions: PartitionsDefinition) -> AssetsDefinition:
     def rejected_rows(
         context: AssetExecutionContext,
         raw_price_history: pd.DataFrame,
+        raw_corporate_actions: pd.DataFrame,
         raw_reddit_posts: pd.DataFrame,
         raw_reddit_comments: pd.DataFrame,
     ) -> Output:
         results = (
             validation.validate_prices(raw_price_history),
+            validation.validate_corporate_actions(raw_corporate_actions),
             validation.validate_posts(raw_reddit_posts),
             validation.validate_comments(raw_reddit_comments),
         )
@@ -157,6 +160,13 @@ def clean_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
             "price_history", RAW_TABLES["raw_price_history"], validation.validate_prices,
             validation.CleanPriceHistory,
             "Validated daily bars, one per (ticker, session_date); the latest valid fetch wins.",
+            partitions,
+        ),
+        _clean_asset(
+            "corporate_actions", RAW_TABLES["raw_corporate_actions"],
+            validation.validate_corporate_actions, validation.CleanCorporateActions,
+            "Validated splits and dividends, one per (ticker, ex-date session); the latest valid "
+            "fetch wins.",
             partitions,
         ),
         _clean_asset(

@@ -27,6 +27,7 @@ from tft_pipeline.defs.metadata import counts_table, describe_each_session, prev
 from tft_pipeline.defs.resources import PriceSourceResource, RedditSourceResource, UniverseResource
 from tft_pipeline.sources.base import RedditFetch
 from tft_pipeline.tables import (
+    CORPORATE_ACTION_COLUMNS,
     PRICE_FETCH_FAILURE_COLUMNS,
     RAW_COMMENT_COLUMNS,
     RAW_POST_COLUMNS,
@@ -34,6 +35,7 @@ from tft_pipeline.tables import (
     conform,
 )
 from tft_pipeline.trading_calendar import (
+    fetch_lag_hours,
     reddit_window_for_range,
     session_close,
     session_of_timestamps,
@@ -95,6 +97,8 @@ def _reddit_rows(fetch: RedditFetch, columns: dict[str, str], sessions: pd.Datet
     ).to_numpy() if len(frame) else pd.Series(dtype="datetime64[ns]")
     # Raw rows: a bad value becomes a null that validation quarantines, not a crashed run.
     frame = conform(frame, columns, lenient=True)
+    # Scores, comment counts and edits are as of the fetch: how long after the close was that.
+    frame["fetch_lag_hours"] = fetch_lag_hours(frame["fetched_at"], frame["session_date"]).to_numpy()
     return frame[frame["session_date"].isin(sessions)].reset_index(drop=True)
 
 
@@ -113,6 +117,12 @@ def _reddit_fetch_metadata(fetch: RedditFetch) -> dict:
             "\n".join(f"- {n}" for n in fetch.notes) or "_complete_"
         ),
         "fetch_requests": MetadataValue.int(fetch.requests),
+        # Posts seen and kept per subreddit; comments Reddit reported vs fetched per session window.
+        "fetch_coverage": MetadataValue.md(
+            pd.DataFrame(list(fetch.coverage)).to_markdown(index=False)
+            if fetch.coverage
+            else "_not reported by this source_"
+        ),
     }
 
 
@@ -139,6 +149,7 @@ def _raw_reddit_asset(kind: str, columns: dict[str, str], partitions: Partitions
 
 RAW_PRICE_HISTORY = AssetKey(["raw", "price_history"])
 RAW_PRICE_FETCH_FAILURES = AssetKey(["raw", "price_fetch_failures"])
+RAW_CORPORATE_ACTIONS = AssetKey(["raw", "corporate_actions"])
 
 
 def _raw_price_assets(partitions: PartitionsDefinition):
@@ -153,6 +164,10 @@ def _raw_price_assets(partitions: PartitionsDefinition):
             "raw_price_fetch_failures": warehouse_out(
                 RAW_PRICE_FETCH_FAILURES,
                 "Tickers the price source could not fetch, one row per ticker and session.",
+            ),
+            "raw_corporate_actions": warehouse_out(
+                RAW_CORPORATE_ACTIONS,
+                "Splits and dividends as the price source reported them, per ex-date session.",
             ),
         },
         name="raw_price_history",
@@ -196,6 +211,18 @@ def _raw_price_assets(partitions: PartitionsDefinition):
                     "tickers_failed": MetadataValue.int(len(fetch.failures)),
                     "fetch_requests": MetadataValue.int(fetch.requests),
                 },
+            )
+        if RAW_CORPORATE_ACTIONS in selected:
+            actions = conform(fetch.actions, CORPORATE_ACTION_COLUMNS, lenient=True)
+            actions = actions[actions["session_date"].isin(sessions)].reset_index(drop=True)
+            shared = describe_each_session(
+                context, actions, lambda rows, _: {"preview": preview(rows)},
+                asset_key=RAW_CORPORATE_ACTIONS,
+            )
+            yield Output(
+                actions,
+                output_name="raw_corporate_actions",
+                metadata={**shared, "actions": MetadataValue.int(len(actions))},
             )
         if RAW_PRICE_FETCH_FAILURES in selected:
             failures = fetch.failures
