@@ -98,7 +98,14 @@ def build_definitions(settings: Settings) -> Definitions:
         sensors=[run_failure_alert_sensor(settings)],
         resources={
             **source_resources(settings),
-            "universe": UniverseResource(tickers=list(settings.tickers)),
+            "universe": UniverseResource(
+                tickers=list(settings.tickers),
+                ranges=[
+                    f"{ticker}|{first or ''}|{last or ''}"
+                    for ticker, pairs in settings.universe_ranges().items()
+                    for first, last in pairs
+                ],
+            ),
             "warehouse_io_manager": WarehouseIOManager(database=warehouse_path),
             "warehouse": WarehouseResource(path=warehouse_path, export_dir=str(export_dir)),
         },

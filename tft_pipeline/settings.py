@@ -10,7 +10,14 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -23,7 +30,13 @@ from tft_pipeline.portfolio import (
 from tft_pipeline.risk import ENV_PREFIX as RISK_ENV_PREFIX
 from tft_pipeline.risk import RiskLimits
 from tft_pipeline.trading_calendar import CALENDAR_FIRST_DAY, CALENDAR_LAST_DAY
-from tft_pipeline.universe import DEFAULT_UNIVERSE, InvalidTickerError, parse_tickers
+from tft_pipeline.universe import (
+    DEFAULT_UNIVERSE,
+    InvalidTickerError,
+    Membership,
+    parse_tickers,
+    read_universe_file,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -93,6 +106,10 @@ class Settings(BaseSettings):
     tickers: Annotated[tuple[str, ...], NoDecode] = Field(
         default=DEFAULT_UNIVERSE, alias="TFT_TICKERS"
     )
+    # A CSV of ticker, first_session, last_session: the universe with each ticker's sessions
+    # (replaces TFT_TICKERS; see read_universe_file). ``universe`` holds what it says.
+    universe_file: Path | None = Field(default=None, alias="TFT_UNIVERSE_FILE")
+    _universe: tuple[Membership, ...] = PrivateAttr(default=())
     subreddits: Annotated[tuple[str, ...], NoDecode] = Field(
         default=("wallstreetbets", "stocks", "investing"), alias="TFT_SUBREDDITS"
     )
@@ -194,6 +211,44 @@ class Settings(BaseSettings):
                 f"must lie between {CALENDAR_FIRST_DAY.date()} and {CALENDAR_LAST_DAY.date()}"
             )
         return value
+
+    @model_validator(mode="after")
+    def _universe_from_file(self) -> Settings:
+        if self.universe_file is None:
+            self._universe = tuple(Membership(ticker) for ticker in self.tickers)
+            return self
+        if "tickers" in self.model_fields_set:
+            raise ValueError(
+                "TFT_TICKERS and TFT_UNIVERSE_FILE are both set: the universe file lists the "
+                "tickers (with their sessions); unset one of them"
+            )
+        path = self.universe_file.expanduser()
+        path = path if path.is_absolute() else PROJECT_ROOT / path
+        try:
+            self._universe = read_universe_file(path)
+        except InvalidTickerError as error:
+            raise ValueError(f"TFT_UNIVERSE_FILE: {error}") from None
+        self.tickers = tuple(dict.fromkeys(member.ticker for member in self.universe))
+        return self
+
+    @property
+    def universe(self) -> tuple[Membership, ...]:
+        """Every ticker with the sessions it belongs to (open-ended unless a universe file says)."""
+        return self._universe
+
+    def universe_ranges(self) -> dict[str, list[tuple[str | None, str | None]]]:
+        """Each ticker with a bounded membership: its (first, last) session pairs, ISO dates."""
+        ranges: dict[str, list[tuple[str | None, str | None]]] = {}
+        bounded = {m.ticker for m in self.universe if m.first_session or m.last_session}
+        for member in self.universe:
+            if member.ticker in bounded:
+                ranges.setdefault(member.ticker, []).append(
+                    (
+                        member.first_session.isoformat() if member.first_session else None,
+                        member.last_session.isoformat() if member.last_session else None,
+                    )
+                )
+        return ranges
 
     @model_validator(mode="after")
     def _live_needs_credentials(self) -> Settings:

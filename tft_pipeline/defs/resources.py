@@ -5,12 +5,16 @@ and the warehouse. Assets only see ``RedditSourceResource`` / ``PriceSourceResou
 
 from __future__ import annotations
 
+import datetime as dt
 from abc import ABC, abstractmethod
 
+import numpy as np
+import pandas as pd
 from dagster import ConfigurableResource, EnvVar
 from pydantic import Field
 
 from tft_pipeline.sources.base import PriceSource, RedditSource
+from tft_pipeline.universe import Membership, members_during, membership_mask
 from tft_pipeline.warehouse import Warehouse
 
 
@@ -110,9 +114,36 @@ class LivePriceResource(PriceSourceResource):
 
 
 class UniverseResource(ConfigurableResource):
-    """The tickers the pipeline follows (``TFT_TICKERS``)."""
+    """The tickers the pipeline follows (``TFT_TICKERS`` or ``TFT_UNIVERSE_FILE``).
+
+    ``ranges`` holds the tickers whose membership is bounded, one ``TICKER|first|last`` entry per
+    range (ISO dates, empty for open-ended); a ticker without an entry belongs on every session.
+    """
 
     tickers: list[str]
+    ranges: list[str] = Field(default_factory=list)
+
+    def _ranges(self) -> dict[str, list[tuple[str | None, str | None]]]:
+        parsed: dict[str, list[tuple[str | None, str | None]]] = {}
+        for entry in self.ranges:
+            ticker, first, last = entry.split("|")
+            parsed.setdefault(ticker, []).append((first or None, last or None))
+        return parsed
+
+    def tickers_during(self, sessions: pd.DatetimeIndex) -> tuple[str, ...]:
+        """The tickers that belong to the universe on at least one of ``sessions``."""
+        ranges = self._ranges()
+        bounded = [
+            Membership(ticker, *(dt.date.fromisoformat(d) if d else None for d in pair))
+            for ticker, pairs in ranges.items()
+            for pair in pairs
+        ]
+        inside = set(members_during(bounded, sessions[0].date(), sessions[-1].date()))
+        return tuple(t for t in self.tickers if t not in ranges or t in inside)
+
+    def members(self, frame: pd.DataFrame) -> np.ndarray:
+        """True for each row of ``frame`` (ticker, session_date) inside its ticker's membership."""
+        return membership_mask(frame["ticker"], frame["session_date"], self._ranges())
 
 
 class WarehouseResource(ConfigurableResource):

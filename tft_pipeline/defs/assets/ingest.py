@@ -183,12 +183,15 @@ def _raw_price_assets(partitions: PartitionsDefinition):
         context: AssetExecutionContext, prices: PriceSourceResource, universe: UniverseResource
     ):
         sessions = run_sessions(context)
-        tickers = tuple(universe.tickers)
+        # Only the tickers in the universe on some session of the run (TFT_UNIVERSE_FILE ranges),
+        # and of their bars only those of sessions they belong to.
+        tickers = universe.tickers_during(sessions)
         fetch = _fetch_or_fail(lambda: prices.build_source().fetch_prices(tickers, sessions))
         selected = context.selected_asset_keys
         if RAW_PRICE_HISTORY in selected:
             bars = conform(fetch.bars, RAW_PRICE_COLUMNS, lenient=True)
             bars = bars[bars["session_date"].isin(sessions) | bars["session_date"].isna()]
+            bars = bars[universe.members(bars) | bars["session_date"].isna().to_numpy()]
             # A bar without a date cannot be placed in a partition; it is kept in the first session
             # so validation quarantines it with its reason rather than losing it.
             bars.loc[bars["session_date"].isna(), "session_date"] = sessions[0]
@@ -214,7 +217,8 @@ def _raw_price_assets(partitions: PartitionsDefinition):
             )
         if RAW_CORPORATE_ACTIONS in selected:
             actions = conform(fetch.actions, CORPORATE_ACTION_COLUMNS, lenient=True)
-            actions = actions[actions["session_date"].isin(sessions)].reset_index(drop=True)
+            actions = actions[actions["session_date"].isin(sessions)]
+            actions = actions[universe.members(actions)].reset_index(drop=True)
             shared = describe_each_session(
                 context, actions, lambda rows, _: {"preview": preview(rows)},
                 asset_key=RAW_CORPORATE_ACTIONS,
