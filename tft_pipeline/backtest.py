@@ -114,6 +114,8 @@ def buy_and_hold_curve(
     """Value of 1.0 put into equal-weight buy-and-hold at the first session's close, per session,
     with dividends reinvested (``prices`` as traded, ``actions`` the corporate actions)."""
     days = pd.DatetimeIndex(sessions)
+    if prices.empty:
+        return pd.Series(np.nan, index=days, name="buy_and_hold")
     chosen = prices if tickers is None else prices[prices["ticker"].isin(list(tickers))]
     chosen = chosen.drop_duplicates(["ticker", "session_date"], keep="last")
     chosen = chosen.assign(tr_close=total_return_close(chosen, actions))

@@ -50,6 +50,8 @@ import pandas as pd
 
 from tft_pipeline.tables import CORPORATE_ACTION_COLUMNS, conform, empty_frame
 
+# The warehouse table of the actions (per ex-date session partitions); absent means none yet.
+CORPORATE_ACTIONS_TABLE = "clean.corporate_actions"
 PRICE_COLUMNS = ("open", "high", "low", "close")
 BASES = ("last", "first", "cumulative")
 # A whole number of shares after a split is computed with this slack: 3 × 1.5 is 4.5 exactly, but

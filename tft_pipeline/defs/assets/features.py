@@ -10,6 +10,7 @@ from dagster import (
     PartitionsDefinition,
 )
 
+from tft_pipeline.corporate_actions import CORPORATE_ACTIONS_TABLE
 from tft_pipeline.defs.constants import FEATURES_GROUP
 from tft_pipeline.defs.history import partition_sessions, read_history
 from tft_pipeline.defs.io_manager import warehouse_asset
@@ -69,12 +70,17 @@ def feature_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
 
     @warehouse_asset(
         key=["features", "feature_snapshots"],
-        deps=[["clean", "price_history"], ["features", "ticker_mentions"]],
+        deps=[
+            ["clean", "price_history"],
+            ["clean", "corporate_actions"],
+            ["features", "ticker_mentions"],
+        ],
         group_name=FEATURES_GROUP,
         partitions=partitions,
         description=f"One row per (ticker, session): mentions, sentiment, mention momentum and price "
         f"technicals, built only from data known at that session's close (reads {LOOKBACK_SESSIONS} "
-        "sessions of history from the warehouse).",
+        "sessions of history from the warehouse); prices as traded, adjusted for splits and "
+        "dividends with clean/corporate_actions.",
     )
     def feature_snapshots(
         context: AssetExecutionContext, warehouse: WarehouseResource, universe: UniverseResource
@@ -82,8 +88,13 @@ def feature_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
         sessions = partition_sessions(context)
         store = warehouse.warehouse()
         prices = read_history(store, "clean.price_history", sessions[0], sessions[-1], LOOKBACK_SESSIONS)
+        actions = read_history(
+            store, CORPORATE_ACTIONS_TABLE, sessions[0], sessions[-1], LOOKBACK_SESSIONS
+        )
         mentions = read_history(store, "features.ticker_mentions", sessions[0], sessions[-1], TRAILING_WINDOW)
-        snapshots = build_feature_snapshots(mentions, prices, sessions, universe.tickers)
+        snapshots = build_feature_snapshots(
+            mentions, prices, sessions, universe.tickers, actions=actions
+        )
         history = prices["session_date"].nunique() - len(sessions) if len(prices) else 0
         shared = describe_each_session(
             context,

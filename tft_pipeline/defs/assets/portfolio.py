@@ -7,6 +7,7 @@ from dagster import AssetExecutionContext, AssetsDefinition, MetadataValue, Outp
 
 from tft_pipeline.backtest import backtest_report as compute_backtest_report
 from tft_pipeline.backtest import buy_and_hold_curve, equity_plot_png
+from tft_pipeline.corporate_actions import CORPORATE_ACTIONS_TABLE
 from tft_pipeline.defs.constants import PORTFOLIO_GROUP
 from tft_pipeline.defs.io_manager import warehouse_asset
 from tft_pipeline.defs.metadata import png, preview, reliability_markdown
@@ -90,7 +91,12 @@ def portfolio_assets(settings: Settings) -> list[AssetsDefinition]:
 
     @warehouse_asset(
         key=["portfolio", "backtest_report"],
-        deps=[["portfolio", "positions"], ["portfolio", "equity"], ["clean", "price_history"]],
+        deps=[
+            ["portfolio", "positions"],
+            ["portfolio", "equity"],
+            ["clean", "price_history"],
+            ["clean", "corporate_actions"],
+        ],
         group_name=PORTFOLIO_GROUP,
         description="Hit rate, average R, profit factor, Sharpe, Sortino, max drawdown, exposure "
         "and trades over the materialized sessions, against equal-weight buy-and-hold; with an "
@@ -106,8 +112,14 @@ def portfolio_assets(settings: Settings) -> list[AssetsDefinition]:
             if len(equity)
             else pd.DataFrame()
         )
+        # Buy-and-hold on the total-return close: splits and reinvested dividends.
+        actions = (
+            store.read_sessions(CORPORATE_ACTIONS_TABLE, first, last)
+            if len(equity) and store.table_exists(CORPORATE_ACTIONS_TABLE)
+            else None
+        )
         report = compute_backtest_report(
-            equity, ledger_positions, prices, initial_equity=initial_equity
+            equity, ledger_positions, prices, initial_equity=initial_equity, actions=actions
         )
         decisions = (
             store.read_sessions(
@@ -125,7 +137,7 @@ def portfolio_assets(settings: Settings) -> list[AssetsDefinition]:
             signals_judged=len(decisions),
             top_rejection_reason=str(reasons.index[0]) if len(reasons) else None,
         )
-        benchmark = buy_and_hold_curve(prices, equity["session_date"])
+        benchmark = buy_and_hold_curve(prices, equity["session_date"], actions=actions)
         image = equity_plot_png(equity, benchmark, note=people.get("why_no_trades"))
         # Figures as a trader reads them; the table keeps full precision for machines.
         metadata = {

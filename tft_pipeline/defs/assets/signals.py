@@ -16,6 +16,7 @@ from dagster import (
     multi_asset,
 )
 
+from tft_pipeline.corporate_actions import CORPORATE_ACTIONS_TABLE
 from tft_pipeline.defs.constants import (
     SIGNALS_GROUP,
     SINGLE_RUN,
@@ -132,7 +133,11 @@ def _signal_assets(partitions: PartitionsDefinition, config: WalkForwardConfig) 
             ),
         },
         name="baseline_signals",
-        deps=[["features", "feature_snapshots"], ["clean", "price_history"]],
+        deps=[
+            ["features", "feature_snapshots"],
+            ["clean", "price_history"],
+            ["clean", "corporate_actions"],
+        ],
         group_name=SIGNALS_GROUP,
         partitions_def=partitions,
         backfill_policy=SINGLE_RUN,
@@ -149,7 +154,11 @@ def _signal_assets(partitions: PartitionsDefinition, config: WalkForwardConfig) 
             store, "features.feature_snapshots", first, last, TRAINING_HISTORY_SESSIONS
         )
         prices = read_history(store, "clean.price_history", first, last, TRAINING_HISTORY_SESSIONS)
-        result = walk_forward(snapshots, prices, sessions, config=config)
+        # Labels read the bars after each session in its units (splits between them applied).
+        actions = read_history(
+            store, CORPORATE_ACTIONS_TABLE, first, last, TRAINING_HISTORY_SESSIONS
+        )
+        result = walk_forward(snapshots, prices, sessions, config=config, actions=actions)
         selected = context.selected_asset_keys
         if TRADING_SIGNALS in selected:
             signals = conform(result.signals, SIGNAL_COLUMNS)

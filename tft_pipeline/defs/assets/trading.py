@@ -14,6 +14,7 @@ from dagster import (
     multi_asset,
 )
 
+from tft_pipeline.corporate_actions import CORPORATE_ACTIONS_TABLE
 from tft_pipeline.defs.assets.signals import CLEAN_PRICE_HISTORY, TRADING_SIGNALS
 from tft_pipeline.defs.constants import PORTFOLIO_GROUP, SIGNALS_GROUP, SINGLE_RUN, WAREHOUSE_POOL
 from tft_pipeline.defs.history import partition_sessions, read_history, sessions_back
@@ -165,7 +166,7 @@ def _risk_assets(partitions: PartitionsDefinition, settings: Settings) -> Assets
                 group_name=PORTFOLIO_GROUP,
             ),
         },
-        deps=[CLEAN_PRICE_HISTORY],
+        deps=[CLEAN_PRICE_HISTORY, AssetKey(["clean", "corporate_actions"])],
         name="risk_checked_signals",
         partitions_def=partitions,
         backfill_policy=SINGLE_RUN,
@@ -192,7 +193,13 @@ def _risk_assets(partitions: PartitionsDefinition, settings: Settings) -> Assets
         previous = read_previous_state(store, sessions[0], limits)
         prices = read_history(store, "clean.price_history", sessions[0], sessions[-1], MARK_HISTORY_SESSIONS)
         manager = RiskManager(limits)
-        result = trade_sessions(trading_signals, previous, prices, sessions, manager, portfolio_config)
+        # Splits roll the open positions and orders, dividends are credited on their ex-date.
+        actions = read_history(
+            store, CORPORATE_ACTIONS_TABLE, sessions[0], sessions[-1], MARK_HISTORY_SESSIONS
+        )
+        result = trade_sessions(
+            trading_signals, previous, prices, sessions, manager, portfolio_config, actions=actions
+        )
         decisions = conform(result.decisions, DECISION_COLUMNS)
         selected = context.selected_asset_keys
 
