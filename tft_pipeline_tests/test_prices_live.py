@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from yfinance.exceptions import YFPricesMissingError, YFRateLimitError, YFTzMissingError
 
 from tft_pipeline.retry import YFINANCE_CONFIG, should_retry
+from tft_pipeline.settings import SettingsError, load_settings
 from tft_pipeline.sources.prices_live import (
     EMPTY_FRAME,
     LivePriceSource,
@@ -33,10 +34,12 @@ from tft_pipeline.sources.prices_live import (
 )
 from tft_pipeline.tables import RAW_PRICE_COLUMNS
 from tft_pipeline.trading_calendar import NEW_YORK, sessions_between
+from tft_pipeline.validation import validate_corporate_actions, validate_prices
 from tft_pipeline_tests.fakes.fake_yahoo import (
     FakeYahooServer,
     pointing_yfinance_at,
     random_walk_bars,
+    recorded_answer,
 )
 
 FIRST_HALF_2024 = sessions_between("2024-01-02", "2024-06-28")
@@ -442,3 +445,152 @@ def test_a_thread_pool_fetches_the_same_bars_with_the_same_requests(yahoo, fake_
     history = yahoo.requests(kind="history")
     assert sorted(r.symbol for r in history if r.status == 200) == sorted(tickers * 2)
     assert pooled.requests == len(tickers) + 1
+
+
+# --- real recorded Yahoo answers (tft_pipeline_tests/recorded/yahoo/SOURCES.md) ----------------
+
+# The recorded answers were fetched from Yahoo in February 2025; the source's clock says so.
+RECORDED_FETCH = dt.datetime(2025, 2, 20, 12, 0, tzinfo=dt.UTC)
+AAPL_2020 = "AAPL-2020-08-31-to-2020-11-06.json"
+NVDA_2021 = "NVDA-2021-06-01-to-2021-08-31.json"
+WSU_DE_2023 = "WSU.DE-2023-08-04-to-2023-08-08.json"
+SHANGHAI_2017 = "600497.SS-2017-11-15-to-2017-11-27.json"
+
+
+@pytest.fixture
+def recorded_yahoo() -> Iterator[FakeYahooServer]:
+    answers = {
+        "AAPL": recorded_answer(AAPL_2020),
+        "NVDA": recorded_answer(NVDA_2021),
+        "WSU.DE": recorded_answer(WSU_DE_2023),
+        "600497.SS": recorded_answer(SHANGHAI_2017),
+    }
+    with FakeYahooServer({}, answers) as server, pointing_yfinance_at(server.url):
+        yield server
+
+
+def recorded_source() -> LivePriceSource:
+    return LivePriceSource(
+        requests_per_second=1000.0,
+        clock=lambda: RECORDED_FETCH,
+        sleep=lambda seconds: None,
+        rng=random.Random(7),
+    )
+
+
+def fetch_each_session(ticker: str, sessions: pd.DatetimeIndex):
+    """One fetch per session, as daily runs would make, concatenated."""
+    source = recorded_source()
+    fetches = [source.fetch_prices([ticker], sessions[i : i + 1]) for i in range(len(sessions))]
+    bars = pd.concat([f.bars for f in fetches], ignore_index=True)
+    actions = pd.concat([f.actions for f in fetches if len(f.actions)], ignore_index=True)
+    return bars, actions
+
+
+def test_nvda_split_bars_are_as_traded_whether_fetched_as_a_range_or_per_day(recorded_yahoo):
+    # NVDA split 4:1 with ex-date 2021-07-20. Yahoo's answer is split-adjusted as of the fetch:
+    # 18.78 for 2021-07-19 (and adjusted for NVDA's 10:1 split of 2024 too, whose event lies
+    # outside the recorded range: the whole answer is in post-2024 units, see SOURCES.md).
+    sessions = sessions_between("2021-07-13", "2021-07-27")
+    ranged = recorded_source().fetch_prices(["NVDA"], sessions)
+    daily_bars, daily_actions = fetch_each_session("NVDA", sessions)
+
+    clean_ranged = validate_prices(ranged.bars).clean
+    clean_daily = validate_prices(daily_bars).clean
+    pd.testing.assert_frame_equal(clean_ranged, clean_daily)
+    assert validate_prices(ranged.bars).rejected.empty
+    pd.testing.assert_frame_equal(
+        validate_corporate_actions(ranged.actions).clean,
+        validate_corporate_actions(daily_actions).clean,
+    )
+
+    closes = clean_ranged.set_index("session_date")["close"]
+    volumes = clean_ranged.set_index("session_date")["volume"]
+    # As traded: the pre-split close is 4 x Yahoo's adjusted 18.7797..., the ex-date's is as sent.
+    assert closes[pd.Timestamp("2021-07-19")] == pytest.approx(4 * 18.77975082397461)
+    assert closes[pd.Timestamp("2021-07-20")] == pytest.approx(18.61199951171875)
+    assert volumes[pd.Timestamp("2021-07-19")] == round(749060000 / 4)
+    assert volumes[pd.Timestamp("2021-07-20")] == 434687000
+    # The true return over the split, from as-traded closes and the recorded ratio: -0.89 %.
+    split_day_return = closes[pd.Timestamp("2021-07-20")] * 4 / closes[pd.Timestamp("2021-07-19")]
+    assert split_day_return - 1 == pytest.approx(18.61199951171875 / 18.77975082397461 - 1)
+    assert ranged.actions[["ticker", "session_date", "split_ratio", "dividend"]].to_dict(
+        "records"
+    ) == [
+        {
+            "ticker": "NVDA",
+            "session_date": pd.Timestamp("2021-07-20"),
+            "split_ratio": 4.0,
+            "dividend": 0.0,
+        }
+    ]
+    # Still one history request per ticker and run, reaching through the fetch date.
+    history = recorded_yahoo.requests("NVDA", kind="history")
+    assert len(history) == 1 + len(sessions)
+    fetch_day_end = pd.Timestamp("2025-02-21", tz=NEW_YORK).timestamp()
+    assert {int(r.params["period2"]) for r in history} == {fetch_day_end}
+
+
+def test_aapl_split_and_dividend_are_recorded_in_as_traded_units(recorded_yahoo):
+    # AAPL: 4:1 split with ex-date 2020-08-31, $0.205 dividend with ex-date 2020-11-06.
+    sessions = sessions_between("2020-08-31", "2020-11-06")
+    ranged = recorded_source().fetch_prices(["AAPL"], sessions)
+    daily_bars, daily_actions = fetch_each_session("AAPL", sessions)
+
+    pd.testing.assert_frame_equal(
+        validate_prices(ranged.bars).clean, validate_prices(daily_bars).clean
+    )
+    clean_actions = validate_corporate_actions(ranged.actions).clean
+    pd.testing.assert_frame_equal(clean_actions, validate_corporate_actions(daily_actions).clean)
+    assert clean_actions[["session_date", "split_ratio", "dividend"]].to_dict("records") == [
+        {"session_date": pd.Timestamp("2020-08-31"), "split_ratio": 4.0, "dividend": 0.0},
+        {"session_date": pd.Timestamp("2020-11-06"), "split_ratio": 1.0, "dividend": 0.205},
+    ]
+    bars = validate_prices(ranged.bars).clean.set_index("session_date")
+    assert bars.loc[pd.Timestamp("2020-08-31"), "close"] == pytest.approx(129.0399932861328)
+    assert bars.loc[pd.Timestamp("2020-11-06"), "close"] == pytest.approx(118.69000244140625)
+    assert (bars["adj_close"] == bars["close"]).all()  # as traded, not Yahoo's Adj Close
+    assert len(bars) == len(sessions)
+
+
+def test_a_bar_of_nulls_is_kept_and_quarantined_with_its_reason(recorded_yahoo):
+    # 600497.SS answered 2017-11-15 with null open/high/low/close/volume (a suspended session).
+    sessions = sessions_between("2017-11-15", "2017-11-17")
+    fetch = recorded_source().fetch_prices(["600497.SS"], sessions)
+
+    assert fetch.failures.empty
+    assert list(fetch.bars["session_date"]) == list(sessions)  # nothing disappeared
+    # The only recorded null bar we found is a Shanghai listing, a symbol the pipeline refuses at
+    # startup (and validation as malformed): validated under a US-shaped name, only the bar's
+    # prices are judged.
+    result = validate_prices(fetch.bars.assign(ticker="SHSTK"))
+    assert list(result.clean["session_date"]) == list(sessions[1:])
+    assert result.rejected[["record_key", "reason", "check"]].to_dict("records") == [
+        {
+            "record_key": "SHSTK|2017-11-15",
+            "reason": "null OHLC from source (halted or missing session)",
+            "check": "null_ohlc",
+        }
+    ]
+    assert result.raw_rows == len(fetch.bars)
+
+
+def test_a_foreign_listing_keeps_its_own_trading_dates(recorded_yahoo):
+    # WSU.DE (XETRA) bars are stamped 09:00 Berlin; yfinance indexes them at Berlin midnight.
+    # Converted to New York time they fell on the previous day (one bar of three survived, on
+    # the wrong date); on the exchange's clock all three keep their own dates.
+    sessions = sessions_between("2023-08-04", "2023-08-08")
+    fetch = recorded_source().fetch_prices(["WSU.DE"], sessions)
+
+    assert list(fetch.bars["session_date"]) == list(
+        pd.to_datetime(["2023-08-04", "2023-08-07", "2023-08-08"])
+    )
+    assert list(fetch.bars["close"].round(2)) == [34.45, 34.0, 33.2]
+
+
+def test_a_foreign_listing_is_refused_at_startup_before_any_request(recorded_yahoo):
+    with pytest.raises(SettingsError, match=r"WSU\.DE.*\.DE"):
+        load_settings(None, TFT_TICKERS="AAPL,WSU.DE")
+    assert recorded_yahoo.requests() == []
+    # Share classes are not exchange suffixes.
+    assert load_settings(None, TFT_TICKERS="BRK.B,BF.B").tickers == ("BRK.B", "BF.B")
