@@ -23,6 +23,9 @@ RAW_POST_COLUMNS: dict[str, str] = {
     "url": "object",
     "fetched_at": "datetime64[ns]",
     "session_date": "datetime64[ns]",
+    # Added later, so at the end (see TEXT_STATES and trading_calendar.fetch_lag_hours).
+    "text_state": "object",
+    "fetch_lag_hours": "float64",
 }
 
 RAW_COMMENT_COLUMNS: dict[str, str] = {
@@ -35,7 +38,27 @@ RAW_COMMENT_COLUMNS: dict[str, str] = {
     "score": "float64",
     "fetched_at": "datetime64[ns]",
     "session_date": "datetime64[ns]",
+    "text_state": "object",
+    "fetch_lag_hours": "float64",
 }
+
+# Reddit replaces the text of a post or comment that is gone by a placeholder: "[deleted]" when the
+# author deleted it, "[removed]" when moderators or Reddit removed it. The row is kept (the post or
+# comment existed, and it counts), with ``text_state`` saying which; text features skip such text.
+TEXT_STATES: tuple[str, ...] = ("present", "deleted", "removed")
+REMOVED_TEXT_PLACEHOLDERS: dict[str, str] = {"[deleted]": "deleted", "[removed]": "removed"}
+
+
+def text_state_of(texts: pd.Series) -> pd.Series:
+    """``"deleted"`` / ``"removed"`` where a text is Reddit's placeholder, else ``"present"``."""
+    stripped = texts.astype("object").where(texts.notna(), "").astype(str).str.strip()
+    state = stripped.map(REMOVED_TEXT_PLACEHOLDERS).fillna("present")
+    return state.astype("object")
+
+
+def is_removed_text(texts: pd.Series) -> pd.Series:
+    """True where a text is one of Reddit's placeholders (``[deleted]``, ``[removed]``)."""
+    return text_state_of(texts) != "present"
 
 RAW_PRICE_COLUMNS: dict[str, str] = {
     "ticker": "object",

@@ -108,6 +108,21 @@ def session_of_timestamps(timestamps: pd.Series | pd.DatetimeIndex | Iterable) -
     return pd.Series(sessions, index=values.index, name="session_date")
 
 
+def fetch_lag_hours(fetched_at: pd.Series, session_date: pd.Series) -> pd.Series:
+    """Hours from each row's session close to when it was fetched (vectorized; NaN if unknown).
+
+    ``fetched_at`` is naive UTC (or aware), ``session_date`` a session at midnight. Scores, comment
+    counts and edits are as of the fetch: the lag says how long after the close that was.
+    """
+    fetched = pd.to_datetime(pd.Series(fetched_at).reset_index(drop=True), utc=True)
+    sessions = pd.to_datetime(pd.Series(session_date).reset_index(drop=True))
+    closes = nyse_calendar().closes
+    close = pd.Series(closes.reindex(sessions.dt.tz_localize(None)).to_numpy(), dtype=object)
+    close = pd.to_datetime(close, utc=True)
+    lag = (fetched - close).dt.total_seconds() / 3600.0
+    return pd.Series(lag.to_numpy(dtype="float64"), index=pd.Series(fetched_at).index)
+
+
 def latest_closed_session(now: dt.datetime | pd.Timestamp) -> pd.Timestamp:
     """The most recent session whose close is at or before ``now`` (naive ``now`` is UTC)."""
     now_ts = to_utc(now)

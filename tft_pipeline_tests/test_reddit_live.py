@@ -23,6 +23,7 @@ from tft_pipeline.sources.reddit_live import (
     MAX_HTTP_ATTEMPTS_PER_REQUEST,
     MAX_HTTP_ATTEMPTS_PER_REQUEST_PER_RUN,
     MAX_TOKEN_REQUESTS_PER_REQUEST,
+    OLDER_POSTS_TO_STOP,
     POST_COLUMNS,
     LiveRedditSource,
     RedditSourceError,
@@ -266,21 +267,24 @@ def listing_fake():
 @given(
     start_offset=st.integers(min_value=-3_000, max_value=205_000),
     length=st.integers(min_value=0, max_value=120_000),
+    margin_seconds=st.sampled_from([0, 1, 3_600, 86_400]),
 )
 def test_the_walk_matches_a_brute_force_filter_and_fetches_only_needed_pages(
-    listing_fake, start_offset, length
+    listing_fake, start_offset, length, margin_seconds
 ):
     start = START + pd.Timedelta(seconds=start_offset)
     end = start + pd.Timedelta(seconds=length)
+    margin = pd.Timedelta(seconds=margin_seconds)
     before = listing_fake.count(LISTING)
-    fetch = make_source(listing_fake.url).fetch_posts(start, end)
+    fetch = make_source(listing_fake.url, new_listing_margin=margin).fetch_posts(start, end)
     pages = listing_fake.count(LISTING) - before
 
     created = pd.Series({item["post_id"]: item["created_utc"] for item in _LISTING_POSTS})
     expected = set(created[(created >= start) & (created < end)].index)
     assert set(fetch.frame["post_id"]) == expected
     reaching_start = int((created >= start).sum())
-    needed = min(reaching_start + 1, len(created))  # up to and including the first older post
+    # Up to and including the run of OLDER_POSTS_TO_STOP posts older than start - margin.
+    needed = min(int((created >= start - margin).sum()) + OLDER_POSTS_TO_STOP, len(created))
     assert pages == max(1, math.ceil(needed / 100))
     assert fetch.complete == (reaching_start < len(created))
 
@@ -311,7 +315,10 @@ def test_comments_of_the_busiest_posts_are_fetched_and_filtered_to_the_window():
     ]
     with FakeReddit(posts, comments, more_stub_posts=["busier"]) as fake:
         source = make_source(
-            fake.url, top_posts_for_comments=2, comment_lookback=pd.Timedelta(days=1)
+            fake.url,
+            top_posts_for_comments=2,
+            comment_lookback=pd.Timedelta(days=1),
+            more_comments_budget=0,
         )
         fetch = source.fetch_comments(START, END)
         tree_requests = sorted(
@@ -328,8 +335,17 @@ def test_comments_of_the_busiest_posts_are_fetched_and_filtered_to_the_window():
     assert frame.loc["r1", "author"] is None
     assert (fetch.frame["fetched_at"] == FETCHED_AT.tz_localize(None)).all()
     assert tree_requests == ["/comments/busier/", "/comments/busy/"]
-    assert more_requests == 0  # replace_more(limit=0) drops the stubs without fetching them
-    assert fetch.complete
+    assert more_requests == 0  # no budget: the stub is not expanded ...
+    assert not fetch.complete  # ... and the coverage says so
+    assert fetch.notes == (
+        (
+            "2024-03-04T21:00Z..2024-03-05T21:00Z: the budget of 0 'more comments' requests per "
+            "session ran out with 1 stubs left (at least 7 comments not fetched)"
+        ),
+    )
+    assert [
+        (c["trees"], c["comments_reported"], c["comments_fetched"]) for c in fetch.coverage
+    ] == [(2, 7, 7)]
 
 
 def test_a_post_whose_comments_vanished_is_skipped_with_a_note():

@@ -18,7 +18,7 @@ import pandas as pd
 
 from tft_pipeline.features.catalysts import catalyst_direction
 from tft_pipeline.features.sentiment import score_sentiment
-from tft_pipeline.tables import empty_frame
+from tft_pipeline.tables import empty_frame, is_removed_text
 
 TICKER_MENTION_COLUMNS: dict[str, str] = {
     "source_id": "object",  # post_id or comment_id
@@ -68,11 +68,25 @@ def _canonical(symbols: pd.Series) -> pd.Series:
     return symbols.str.upper().str.replace("-", ".", regex=False)
 
 
+def _readable(texts: pd.Series, state: pd.Series | None = None) -> pd.Series:
+    """``texts`` as strings, with Reddit's ``[deleted]``/``[removed]`` placeholders (and any text
+    whose row says ``text_state`` deleted/removed) as empty strings: not text anyone wrote."""
+    text = texts.fillna("").astype(str)
+    gone = is_removed_text(text)
+    if state is not None:
+        gone |= state.fillna("present").astype(str).isin(("deleted", "removed"))
+    return text.where(~gone, "")
+
+
 def _source_texts(posts: pd.DataFrame, comments: pd.DataFrame) -> pd.DataFrame:
-    """One row per post and comment: its id, type, metadata and the text to scan."""
-    post_text = (
-        posts["title"].fillna("").astype(str) + "\n\n" + posts["selftext"].fillna("").astype(str)
-    )
+    """One row per post and comment: its id, type, metadata and the text to scan.
+
+    A removed or deleted body is left out of the text (the row stays: it existed and counts); a
+    post's title stays unless it is itself a placeholder.
+    """
+    post_state = posts["text_state"] if "text_state" in posts.columns else None
+    comment_state = comments["text_state"] if "text_state" in comments.columns else None
+    post_text = _readable(posts["title"]) + "\n\n" + _readable(posts["selftext"], post_state)
     post_rows = pd.DataFrame(
         {
             "source_id": posts["post_id"].to_numpy(dtype=object),
@@ -92,7 +106,7 @@ def _source_texts(posts: pd.DataFrame, comments: pd.DataFrame) -> pd.DataFrame:
             "author": comments["author"].to_numpy(dtype=object),
             "created_utc": comments["created_utc"].to_numpy(),
             "score": comments["score"].to_numpy(),
-            "text": comments["body"].fillna("").astype(str).to_numpy(dtype=object),
+            "text": _readable(comments["body"], comment_state).to_numpy(dtype=object),
         }
     )
     frames = [frame for frame in (post_rows, comment_rows) if not frame.empty]

@@ -39,8 +39,8 @@ from tft_pipeline.sample_market.span import (
     session_ordinals,
     sessions_of,
 )
-from tft_pipeline.tables import RAW_COMMENT_COLUMNS, RAW_POST_COLUMNS, empty_frame
-from tft_pipeline.trading_calendar import NEW_YORK
+from tft_pipeline.tables import RAW_COMMENT_COLUMNS, RAW_POST_COLUMNS, empty_frame, text_state_of
+from tft_pipeline.trading_calendar import NEW_YORK, fetch_lag_hours
 
 POSTS_PER_WEEKDAY_WINDOW = 60.0  # expected posts at scale 1 in an ordinary 24-hour window
 COMMENTS_PER_POST = 4.0  # mean of a negative binomial: most posts get a few, some get dozens
@@ -717,6 +717,7 @@ def generate_reddit_posts(
     posts = posts.sort_values(
         ["session_date", "created_utc", "post_id", "fetched_at"], kind="stable"
     )
+    posts = with_fetch_facts(posts, posts["selftext"])
     return exact_layout(posts, RAW_POST_COLUMNS)
 
 
@@ -747,4 +748,13 @@ def generate_reddit_comments(
     comments = comments.sort_values(
         ["session_date", "created_utc", "comment_id", "fetched_at"], kind="stable"
     )
+    comments = with_fetch_facts(comments, comments["body"])
     return exact_layout(comments, RAW_COMMENT_COLUMNS)
+
+
+def with_fetch_facts(frame: pd.DataFrame, text: pd.Series) -> pd.DataFrame:
+    """``frame`` with ``text_state`` (of ``text``) and ``fetch_lag_hours``, as a live fetch has."""
+    return frame.assign(
+        text_state=text_state_of(text).to_numpy(dtype=object),
+        fetch_lag_hours=fetch_lag_hours(frame["fetched_at"], frame["session_date"]).to_numpy(),
+    )

@@ -1,10 +1,25 @@
 """Live Reddit source: posts and comments of the configured subreddits via praw (pure, no Dagster).
 
-Posts come from ``/r/<sub>/new`` (newest first), walked back only until the first post older than
-the range. Comments come from the comment trees of the ``top_posts_for_comments`` busiest posts per
-subreddit created in ``[start - comment_lookback, end)``; only comments created in the range are
-kept. Reddit serves about 1,000 items per listing: a range reaching further back is returned as
-partial coverage (``complete=False`` with a note), not as an error.
+Posts come from ``/r/<sub>/new``, newest first. That listing is not strictly in creation order (a
+post a moderator approves late is listed among newer ones), so the walk goes on past the range
+start by ``new_listing_margin`` (24 h by default) and stops only after ``OLDER_POSTS_TO_STOP`` posts
+in a row created before ``start - margin``; every post created in the range that it saw is kept.
+Reddit serves about 1,000 items per listing: when the listing ends before the range start, or
+before the margin, the rows are returned as partial coverage (``complete=False`` with a note).
+
+Comments are chosen per session, so a range run and one run per session fetch the same trees: for
+each session window ``[ws, we)`` inside the range, the ``top_posts_for_comments`` busiest posts per
+subreddit created in ``[ws - comment_lookback, we)``; of their trees only comments created in the
+window are kept. "Load more comments" and "continue this thread" stubs are expanded, largest
+first (as praw's ``replace_more`` orders them), each by praw's ``MoreComments.comments()`` as one
+logical request of its own (retried like any other), up to ``more_comments_budget`` expansions per
+session; stubs left over make the coverage partial. A tree chosen by two sessions of a run is
+fetched once (praw caches what each stub returned).
+
+Rows whose text Reddit replaced by ``[deleted]`` / ``[removed]`` are kept with ``text_state``
+saying so (``tft_pipeline.tables.TEXT_STATES``). ``RedditFetch.coverage`` holds the figures:
+posts seen and kept per subreddit, comments Reddit reported (``num_comments``) and fetched per
+session and subreddit.
 
 Failures. Every logical request (one step of a listing, one comment tree; the OAuth token is fetched
 inside them) runs under ``tft_pipeline.retry`` with ``REDDIT_CONFIG``, honouring ``Retry-After``.
@@ -35,6 +50,8 @@ The HTTP timeout is ``timeout_seconds`` when given. Otherwise it is prawcore's: 
 from __future__ import annotations
 
 import datetime as dt
+import heapq
+import itertools
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -47,6 +64,8 @@ import praw.exceptions
 import prawcore
 import prawcore.exceptions
 import requests
+from praw.models import Comment, MoreComments
+from praw.models.comment_forest import CommentForest
 from prawcore.requestor import Requestor
 from prawcore.sessions import FiniteRetryStrategy
 from pydantic import SecretStr
@@ -64,8 +83,8 @@ from tft_pipeline.retry import (
 )
 from tft_pipeline.sources.base import RedditFetch, RedditSource
 from tft_pipeline.sources.limits import DAGSTER_SCRAPER_ATTEMPTS
-from tft_pipeline.tables import RAW_COMMENT_COLUMNS, RAW_POST_COLUMNS, conform
-from tft_pipeline.trading_calendar import to_utc
+from tft_pipeline.tables import RAW_COMMENT_COLUMNS, RAW_POST_COLUMNS, conform, text_state_of
+from tft_pipeline.trading_calendar import nyse_calendar, to_utc
 
 _logger = logging.getLogger(__name__)
 
@@ -80,13 +99,26 @@ MAX_TOKEN_REQUESTS_PER_REQUEST = MAX_HTTP_ATTEMPTS_PER_REQUEST
 
 DEFAULT_TOP_POSTS_FOR_COMMENTS = 25
 DEFAULT_COMMENT_LOOKBACK = pd.Timedelta(days=2)
+# /new is walked this far past the range start, for posts listed late (approved by a moderator).
+DEFAULT_NEW_LISTING_MARGIN = pd.Timedelta(hours=24)
+# ... and stops after this many posts in a row older than start - margin (one old post listed late
+# must not end the walk).
+OLDER_POSTS_TO_STOP = 5
+# Expansions of "more comments" stubs per session (one request each; each brings up to 100).
+DEFAULT_MORE_COMMENTS_BUDGET = 100
+# Reddit's listings end at about 1,000 items.
+LISTING_CAP = 1000
 DEFAULT_REQUESTS_PER_SECOND = 1.0  # Reddit allows 100 OAuth requests a minute; stay well under
 # Newest first: when Reddit caps a big tree, the comments of a recent range are the ones kept.
 COMMENT_SORT = "new"
 
-POST_COLUMNS = {name: dtype for name, dtype in RAW_POST_COLUMNS.items() if name != "session_date"}
+# The asset adds what depends on the session: ``session_date`` and ``fetch_lag_hours``.
+_ASSET_COLUMNS = ("session_date", "fetch_lag_hours")
+POST_COLUMNS = {
+    name: dtype for name, dtype in RAW_POST_COLUMNS.items() if name not in _ASSET_COLUMNS
+}
 COMMENT_COLUMNS = {
-    name: dtype for name, dtype in RAW_COMMENT_COLUMNS.items() if name != "session_date"
+    name: dtype for name, dtype in RAW_COMMENT_COLUMNS.items() if name not in _ASSET_COLUMNS
 }
 
 CREDENTIALS_MESSAGE = (
@@ -120,6 +152,30 @@ class _Request:
     subreddit: str
     kind: Literal["listing", "comments"]
     description: str  # e.g. "the new posts of r/stocks"
+
+
+@dataclass
+class _Walk:
+    """What one walk of ``/new`` saw."""
+
+    kept: list[Any]
+    seen: int = 0
+    oldest_seen: float | None = None
+    ended: bool = False  # the listing ran out before the walk could stop by itself
+    reached_start: bool = False
+    reached_margin: bool = False
+
+
+@dataclass
+class _Tree:
+    """One post's comment tree as fetched: its comments, and the stubs still to expand."""
+
+    post_id: str
+    subreddit: str
+    reported: int  # num_comments of the post
+    comments: list[Any]
+    stubs: list[Any]
+    unavailable: str | None = None
 
 
 class _PacedRequestor(Requestor):
@@ -164,6 +220,49 @@ def _iso_minute(epoch_seconds: float) -> str:
     return pd.Timestamp(epoch_seconds, unit="s").strftime("%Y-%m-%dT%H:%MZ")
 
 
+def _post_text_state(data: dict[str, Any]) -> str:
+    """``text_state`` of a post: its selftext's placeholder, else Reddit's removal category."""
+    state = str(text_state_of(pd.Series([data.get("selftext")])).iloc[0])
+    category = data.get("removed_by_category")
+    if state == "present" and category:
+        # A link post has no selftext to replace; Reddit says it is gone in this field instead.
+        state = "deleted" if category == "deleted" else "removed"
+    return state
+
+
+def session_slices(
+    start: pd.Timestamp, end: pd.Timestamp
+) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
+    """``[start, end)`` cut at every NYSE close inside it: one slice per session window."""
+    closes = nyse_calendar().closes
+    cuts = [to_utc(close) for close in closes[(closes > start) & (closes < end)]]
+    bounds = [start, *cuts, end]
+    return [(low, high) for low, high in itertools.pairwise(bounds) if low < high]
+
+
+def _flatten(items: Sequence[Any]) -> list[Any]:
+    """Comments and stubs of a list (an /api/morechildren answer), their replies included."""
+    flat: list[Any] = []
+    for item in items:
+        flat.append(item)
+        if isinstance(item, Comment):
+            flat.extend(item.replies.list())
+    return flat
+
+
+def _split_stubs(items: Sequence[Any], submission: Any) -> tuple[list[Any], list[Any]]:
+    """``(comments, MoreComments stubs)``; stubs get the submission their request needs."""
+    comments: list[Any] = []
+    stubs: list[Any] = []
+    for item in items:
+        if isinstance(item, MoreComments):
+            item.submission = submission
+            stubs.append(item)
+        else:
+            comments.append(item)
+    return comments, stubs
+
+
 class LiveRedditSource(RedditSource):
     """Posts and comments of ``subreddits`` from Reddit's API through praw.
 
@@ -191,6 +290,8 @@ class LiveRedditSource(RedditSource):
         top_posts_for_comments: int = DEFAULT_TOP_POSTS_FOR_COMMENTS,
         comment_lookback: pd.Timedelta | dt.timedelta = DEFAULT_COMMENT_LOOKBACK,
         rank_posts_by: Literal["num_comments", "score"] = "num_comments",
+        new_listing_margin: pd.Timedelta | dt.timedelta = DEFAULT_NEW_LISTING_MARGIN,
+        more_comments_budget: int = DEFAULT_MORE_COMMENTS_BUDGET,
         requests_per_second: float | None = DEFAULT_REQUESTS_PER_SECOND,
         timeout_seconds: float | None = None,
         retry_config: RetryConfig = REDDIT_CONFIG,
@@ -214,11 +315,18 @@ class LiveRedditSource(RedditSource):
             )
         if timeout_seconds is not None and not timeout_seconds > 0:
             raise ValueError(f"timeout_seconds must be > 0, got {timeout_seconds}")
+        margin = pd.Timedelta(new_listing_margin)
+        if margin < pd.Timedelta(0):
+            raise ValueError(f"new_listing_margin must not be negative, got {new_listing_margin}")
+        if more_comments_budget < 0:
+            raise ValueError(f"more_comments_budget must be >= 0, got {more_comments_budget}")
 
         self.subreddits = names
         self.top_posts_for_comments = top_posts_for_comments
         self.comment_lookback = lookback
         self.rank_posts_by = rank_posts_by
+        self.new_listing_margin = margin
+        self.more_comments_budget = more_comments_budget
         self.retry_config = retry_config
         self._sleep = sleep
         self._clock = clock
@@ -283,11 +391,14 @@ class LiveRedditSource(RedditSource):
         requests_before = self.http_requests
         rows: list[dict[str, Any]] = []
         notes: list[str] = []
+        coverage: list[dict[str, Any]] = []
         for subreddit in self.subreddits:
-            posts, note = self._walk_new(subreddit, oldest=start, newest=end)
-            rows.extend(self._post_row(post) for post in posts)
+            walk = self._walk_new(subreddit, oldest=start, newest=end)
+            rows.extend(self._post_row(post) for post in walk.kept)
+            note = self._walk_note(subreddit, walk, start)
             if note:
                 notes.append(note)
+            coverage.append(self._walk_coverage(subreddit, walk))
         frame = self._frame(rows, POST_COLUMNS, start, end)
         _logger.info(
             "reddit posts %s..%s: %d rows from %d subreddits, %d HTTP requests%s",
@@ -303,6 +414,7 @@ class LiveRedditSource(RedditSource):
             complete=not notes,
             notes=tuple(notes),
             requests=self.http_requests - requests_before,
+            coverage=tuple(coverage),
         )
 
     def fetch_comments(self, start_utc: pd.Timestamp, end_utc: pd.Timestamp) -> RedditFetch:
@@ -310,19 +422,23 @@ class LiveRedditSource(RedditSource):
         requests_before = self.http_requests
         rows: list[dict[str, Any]] = []
         notes: list[str] = []
-        for subreddit in self.subreddits:
-            if self.top_posts_for_comments == 0:
-                break
-            posts, note = self._walk_new(
-                subreddit, oldest=start - self.comment_lookback, newest=end
-            )
-            if note:
-                notes.append(note)
-            for post in self._busiest(posts):
-                comments, skipped = self._comment_tree(subreddit, post)
-                if skipped:
-                    notes.append(skipped)
-                rows.extend(comments)
+        coverage: list[dict[str, Any]] = []
+        if self.top_posts_for_comments > 0:
+            candidates: dict[str, list[Any]] = {}
+            for subreddit in self.subreddits:
+                walk = self._walk_new(subreddit, oldest=start - self.comment_lookback, newest=end)
+                note = self._walk_note(subreddit, walk, start - self.comment_lookback)
+                if note:
+                    notes.append(note)
+                candidates[subreddit] = walk.kept
+            trees: dict[str, _Tree] = {}  # a tree two sessions choose is fetched once
+            for window_start, window_end in session_slices(start, end):
+                window_rows, window_notes, window_coverage = self._comments_of_window(
+                    candidates, trees, window_start, window_end
+                )
+                rows.extend(window_rows)
+                notes.extend(window_notes)
+                coverage.extend(window_coverage)
         frame = self._frame(rows, COMMENT_COLUMNS, start, end)
         _logger.info(
             "reddit comments %s..%s: %d rows, %d HTTP requests%s",
@@ -337,44 +453,82 @@ class LiveRedditSource(RedditSource):
             complete=not notes,
             notes=tuple(notes),
             requests=self.http_requests - requests_before,
+            coverage=tuple(coverage),
         )
 
     # --- fetching -------------------------------------------------------------------------------
 
-    def _walk_new(
-        self, subreddit: str, *, oldest: pd.Timestamp, newest: pd.Timestamp
-    ) -> tuple[list[Any], str | None]:
-        """Posts of ``/r/<sub>/new`` created in ``[oldest, newest)``, and a note if cut short.
+    def _walk_new(self, subreddit: str, *, oldest: pd.Timestamp, newest: pd.Timestamp) -> _Walk:
+        """Posts of ``/r/<sub>/new`` created in ``[oldest, newest)``, and what the walk saw.
 
-        The listing is newest first: the walk stops at the first post older than ``oldest``, so no
-        page beyond it is requested.
+        The walk stops after ``OLDER_POSTS_TO_STOP`` posts in a row created before ``oldest -
+        new_listing_margin``: posts listed late (up to the margin) are kept, and no page beyond
+        the one holding that run of old posts is requested.
         """
         oldest_epoch, newest_epoch = oldest.timestamp(), newest.timestamp()
+        stop_epoch = (oldest - self.new_listing_margin).timestamp()
         listing: Iterator[Any] = self._reddit.subreddit(subreddit).new(limit=None)
         request = _Request(subreddit, "listing", f"the new posts of r/{subreddit}")
         # One step of the generator is one logical request: it fetches the next page when needed.
         next_post = self._guarded(request, lambda: next(listing, None))
-        kept: list[Any] = []
-        last_seen: float | None = None
+        walk = _Walk(kept=[])
+        older_in_a_row = 0
         while True:
             post = next_post()
             if post is None:
-                break
+                walk.ended = True
+                return walk
             created = float(vars(post)["created_utc"])
-            if created < oldest_epoch:
-                return kept, None
-            last_seen = created
-            if created < newest_epoch:
-                kept.append(post)
-        if last_seen is None:
+            walk.seen += 1
+            walk.oldest_seen = (
+                created if walk.oldest_seen is None else min(walk.oldest_seen, created)
+            )
+            walk.reached_start |= created < oldest_epoch
+            if created < stop_epoch:
+                walk.reached_margin = True
+                older_in_a_row += 1
+                if older_in_a_row >= OLDER_POSTS_TO_STOP:
+                    return walk
+                continue
+            older_in_a_row = 0
+            if oldest_epoch <= created < newest_epoch:
+                walk.kept.append(post)
+
+    def _walk_note(self, subreddit: str, walk: _Walk, oldest: pd.Timestamp) -> str | None:
+        """Why a walk's coverage is partial, or None when it is complete."""
+        if not walk.ended or walk.reached_margin:
+            return None
+        at_cap = walk.seen >= LISTING_CAP * 0.95
+        if walk.reached_start and not at_cap:
+            # The listing ran out well below Reddit's cap: there is nothing older to list.
+            return None
+        if walk.oldest_seen is None:
             where = "listing is empty"
         else:
-            where = f"listing ended at {_iso_minute(last_seen)}"
-        note = (
-            f"r/{subreddit}: {where} before the range start {_iso_minute(oldest_epoch)}; "
-            "older posts are not served by Reddit"
+            where = f"listing ended at {_iso_minute(walk.oldest_seen)}"
+        cap = f" after {walk.seen} posts (Reddit serves about {LISTING_CAP:,})" if at_cap else ""
+        if not walk.reached_start:
+            return (
+                f"r/{subreddit}: {where}{cap} before the range start "
+                f"{_iso_minute(oldest.timestamp())}; older posts are not served by Reddit"
+            )
+        hours = self.new_listing_margin / pd.Timedelta(hours=1)
+        return (
+            f"r/{subreddit}: {where}{cap}, past the range start "
+            f"{_iso_minute(oldest.timestamp())} but not its margin of {hours:g} h; "
+            "posts Reddit listed late may be missing"
         )
-        return kept, note
+
+    def _walk_coverage(self, subreddit: str, walk: _Walk) -> dict[str, Any]:
+        return {
+            "subreddit": subreddit,
+            "posts_seen": walk.seen,
+            "posts_kept": len(walk.kept),
+            "oldest_seen": None if walk.oldest_seen is None else _iso_minute(walk.oldest_seen),
+            "reached_start": walk.reached_start,
+            "reached_margin": walk.reached_margin,
+            "listing_ended": walk.ended,
+        }
 
     def _busiest(self, posts: list[Any]) -> list[Any]:
         """The ``top_posts_for_comments`` posts with the most comments (or score)."""
@@ -389,29 +543,130 @@ class LiveRedditSource(RedditSource):
         )
         return ranked[: self.top_posts_for_comments]
 
-    def _comment_tree(self, subreddit: str, post: Any) -> tuple[list[dict[str, Any]], str | None]:
-        """All comments of one post (``MoreComments`` stubs dropped), or a note if it is gone."""
+    def _comments_of_window(
+        self,
+        candidates: dict[str, list[Any]],
+        trees: dict[str, _Tree],
+        window_start: pd.Timestamp,
+        window_end: pd.Timestamp,
+    ) -> tuple[list[dict[str, Any]], list[str], list[dict[str, Any]]]:
+        """Comments created in one session's window, from the trees that session chooses."""
+        low = (window_start - self.comment_lookback).timestamp()
+        high = window_end.timestamp()
+        label = f"{_iso_minute(window_start.timestamp())}..{_iso_minute(high)}"
+        notes: list[str] = []
+        chosen: list[_Tree] = []
+        for subreddit, posts in candidates.items():
+            eligible = [p for p in posts if low <= float(vars(p)["created_utc"]) < high]
+            for post in self._busiest(eligible):
+                post_id = str(vars(post)["id"])
+                if post_id not in trees:
+                    trees[post_id] = self._comment_tree(subreddit, post)
+                tree = trees[post_id]
+                if tree.unavailable:
+                    notes.append(tree.unavailable)
+                chosen.append(tree)
+
+        # Every comment of the chosen trees, then the stubs, largest first, within the budget.
+        found: dict[str, tuple[Any, _Tree]] = {}
+        heap: list[tuple[int, int, Any, _Tree]] = []
+        order = itertools.count()
+        for tree in chosen:
+            for comment in tree.comments:
+                found.setdefault(str(vars(comment)["id"]), (comment, tree))
+            for stub in tree.stubs:
+                heapq.heappush(heap, (-int(stub.count), next(order), stub, tree))
+        expansions: dict[str, int] = {}
+        while heap and sum(expansions.values()) < self.more_comments_budget:
+            _, _, stub, tree = heapq.heappop(heap)
+            expansions[tree.subreddit] = expansions.get(tree.subreddit, 0) + 1
+            try:
+                comments, stubs = self._expand(tree, stub)
+            except RedditSourceError as error:
+                if error.permanent and error.status in (403, 404):
+                    notes.append(
+                        f"r/{tree.subreddit}: more comments of post {tree.post_id} unavailable "
+                        f"({error.status})"
+                    )
+                    continue
+                raise
+            for comment in comments:
+                found.setdefault(str(vars(comment)["id"]), (comment, tree))
+            for more in stubs:
+                heapq.heappush(heap, (-int(more.count), next(order), more, tree))
+        left = [(stub, tree) for _, _, stub, tree in heap]
+        if left:
+            notes.append(
+                f"{label}: the budget of {self.more_comments_budget} 'more comments' requests "
+                f"per session ran out with {len(left)} stubs left "
+                f"(at least {sum(int(stub.count) for stub, _ in left)} comments not fetched)"
+            )
+
+        rows: list[dict[str, Any]] = []
+        coverage: list[dict[str, Any]] = []
+        session_trees: dict[str, list[_Tree]] = {}
+        for tree in chosen:
+            session_trees.setdefault(tree.subreddit, []).append(tree)
+        start_epoch = window_start.timestamp()
+        for subreddit, subreddit_trees in session_trees.items():
+            ids = {tree.post_id for tree in subreddit_trees}
+            fetched = [(c, t) for c, t in found.values() if t.post_id in ids]
+            kept = [
+                (c, t)
+                for c, t in fetched
+                if start_epoch <= float(vars(c).get("created_utc") or float("nan")) < high
+            ]
+            rows.extend(self._comment_row(c, t.post_id) for c, t in kept)
+            coverage.append(
+                {
+                    "window": label,
+                    "subreddit": subreddit,
+                    "trees": len(subreddit_trees),
+                    "comments_reported": sum(t.reported for t in subreddit_trees),
+                    "comments_fetched": len(fetched),
+                    "comments_in_window": len(kept),
+                    "more_requests": expansions.get(subreddit, 0),
+                    "stubs_left": sum(1 for _, t in left if t.subreddit == subreddit),
+                }
+            )
+        return rows, notes, coverage
+
+    def _comment_tree(self, subreddit: str, post: Any) -> _Tree:
+        """One post's comments and its "more" stubs (not expanded yet), or a note if it is gone."""
         post_id = str(vars(post)["id"])
+        reported = int(float(vars(post).get("num_comments") or 0))
         request = _Request(
             subreddit, "comments", f"the comments of post {post_id} in r/{subreddit}"
         )
 
-        def fetch() -> list[Any]:
+        def fetch() -> Any:
             # A fresh object per attempt: a failed fetch leaves no half-filled forest behind.
             submission = self._reddit.submission(id=post_id)
             submission.comment_sort = COMMENT_SORT
-            forest = submission.comments
-            forest.replace_more(limit=0)
-            return forest.list()
+            return submission, submission.comments.list()
 
         try:
-            comments = self._guarded(request, fetch)()
+            submission, flat = self._guarded(request, fetch)()
         except RedditSourceError as error:
             if error.permanent and error.status in (403, 404):
                 # The post was removed or locked away after the listing showed it.
-                return [], f"r/{subreddit}: comments of post {post_id} unavailable ({error.status})"
+                note = f"r/{subreddit}: comments of post {post_id} unavailable ({error.status})"
+                return _Tree(post_id, subreddit, reported, [], [], unavailable=note)
             raise
-        return [self._comment_row(comment, post_id) for comment in comments], None
+        comments, stubs = _split_stubs(flat, submission)
+        return _Tree(post_id, subreddit, reported, comments, stubs)
+
+    def _expand(self, tree: _Tree, stub: Any) -> tuple[list[Any], list[Any]]:
+        """What one stub stands for: one request (cached by praw on the stub)."""
+        what = "continued thread" if int(stub.count) == 0 else "more comments"
+        request = _Request(
+            tree.subreddit,
+            "comments",
+            f"the {what} {stub.parent_id} of post {tree.post_id} in r/{tree.subreddit}",
+        )
+        result = self._guarded(request, lambda: stub.comments(update=False))()
+        flat = result.list() if isinstance(result, CommentForest) else _flatten(result)
+        return _split_stubs(flat, stub.submission)
 
     def _guarded(self, request: _Request, call: Callable[[], T]) -> Callable[[], T]:
         """``call`` under the retry layer, its failures turned into ``RedditSourceError``.
@@ -512,6 +767,7 @@ class LiveRedditSource(RedditSource):
             "score": data.get("score"),
             "num_comments": data.get("num_comments"),
             "url": data.get("url"),
+            "text_state": _post_text_state(data),
         }
 
     def _comment_row(self, comment: Any, post_id: str) -> dict[str, Any]:
@@ -524,6 +780,7 @@ class LiveRedditSource(RedditSource):
             "body": data.get("body"),
             "created_utc": data.get("created_utc"),
             "score": data.get("score"),
+            "text_state": text_state_of(pd.Series([data.get("body")])).iloc[0],
         }
 
     def _frame(
@@ -547,12 +804,16 @@ class LiveRedditSource(RedditSource):
 __all__ = [
     "CREDENTIALS_MESSAGE",
     "DEFAULT_COMMENT_LOOKBACK",
+    "DEFAULT_MORE_COMMENTS_BUDGET",
+    "DEFAULT_NEW_LISTING_MARGIN",
     "DEFAULT_TOP_POSTS_FOR_COMMENTS",
     "MAX_HTTP_ATTEMPTS_PER_REQUEST",
     "MAX_HTTP_ATTEMPTS_PER_REQUEST_PER_RUN",
     "MAX_TOKEN_REQUESTS_PER_REQUEST",
+    "OLDER_POSTS_TO_STOP",
     "PRAWCORE_ATTEMPTS_PER_CALL",
     "RETRY_LAYER_ATTEMPTS",
     "LiveRedditSource",
     "RedditSourceError",
+    "session_slices",
 ]

@@ -5,6 +5,14 @@ It serves what ``LiveRedditSource`` uses, shaped like Reddit's answers:
 - ``GET /r/<sub>/new`` newest first, ``limit`` (pages of at most 100) and ``after=t3_<id>``, the
   whole listing capped at ``listing_cap`` items like Reddit's ~1,000;
 - ``GET /comments/<id>`` as ``[submission listing, comment listing]`` with nested replies.
+
+Recorded answers (``recorded=RecordedAnswers(...)``, see ``tft_pipeline_tests/recorded/reddit``)
+are served verbatim and take precedence: listing pages of ``/r/<sub>/new`` (the first page, then
+the page after each page's ``after`` cursor; past the last recorded page an empty listing, as
+Reddit answers at the end of a listing), ``GET /comments/<id>`` and ``/comments/<id>/_/<comment>``
+("continue this thread"), and ``POST /api/morechildren`` (the answer recorded for the same
+``children``; an unrecorded set answers 404 so a test cannot pass on an invented answer).
+``posts`` may also hold Reddit's own ``{"kind": "t3", "data": {...}}`` things, served as they are.
 An unknown subreddit answers 302 to ``/subreddits/search`` (what Reddit does), a private one 403, a
 call without a token it issued 401 ``invalid_token``. Generous ``x-ratelimit-*`` headers keep
 prawcore's own limiter from sleeping.
@@ -116,6 +124,22 @@ class RequestRecord:
     body: str
 
 
+@dataclass(frozen=True)
+class RecordedAnswers:
+    """Reddit's own answers, to serve verbatim (keys: see the module docstring)."""
+
+    listings: Mapping[str, Sequence[Any]] = field(default_factory=dict)  # subreddit -> pages
+    comments: Mapping[str, Any] = field(default_factory=dict)  # "/comments/<id>[/_/<c>]" -> answer
+    morechildren: Sequence[tuple[Sequence[str], Any]] = ()  # (children ids, answer)
+
+    def merged(self, other: RecordedAnswers) -> RecordedAnswers:
+        return RecordedAnswers(
+            listings={**self.listings, **other.listings},
+            comments={**self.comments, **other.comments},
+            morechildren=(*self.morechildren, *other.morechildren),
+        )
+
+
 @dataclass
 class _State:
     posts_by_subreddit: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
@@ -149,8 +173,13 @@ class FakeReddit:
         client_id: str | None = None,
         client_secret: str | None = None,
         more_stub_posts: Iterable[str] = (),
+        recorded: RecordedAnswers | None = None,
     ) -> None:
         self.listing_cap = listing_cap
+        self.recorded = recorded or RecordedAnswers()
+        self._recorded_listings = {
+            name.lower(): list(pages) for name, pages in self.recorded.listings.items()
+        }
         self._client_id = client_id
         self._client_secret = client_secret
         self._lock = threading.Lock()
@@ -160,7 +189,7 @@ class FakeReddit:
             more_stub_posts=set(more_stub_posts),
         )
         self._token_counter = 0
-        for name in subreddits:
+        for name in [*subreddits, *self._recorded_listings]:
             self._state.posts_by_subreddit.setdefault(name.lower(), [])
         self._seed(_records(posts), _records(comments))
         self._server: ThreadingHTTPServer | None = None
@@ -253,7 +282,8 @@ class FakeReddit:
             self._state.comments_by_post.setdefault(post_id, []).append(comment)
             comment_counts[post_id] = comment_counts.get(post_id, 0) + 1
         for raw in posts:
-            post = _post_json(raw, comment_counts)
+            verbatim = raw.get("kind") == "t3"
+            post = dict(raw["data"]) if verbatim else _post_json(raw, comment_counts)
             self._state.posts_by_subreddit.setdefault(post["subreddit"].lower(), []).append(post)
             self._state.posts_by_id[post["id"]] = post
         for listing in self._state.posts_by_subreddit.values():
@@ -301,13 +331,44 @@ class FakeReddit:
                 dict(Fault.unauthorized().headers),
                 {"message": "Unauthorized", "error": 401},
             )
+        if record.method == "POST":
+            if record.path.rstrip("/") == "/api/morechildren":
+                return self._morechildren_response(record.body)
+            return 404, {}, {"message": "Not Found", "error": 404}
         listing_match = re.fullmatch(r"/r/([^/]+)/new/?", record.path)
         if listing_match:
+            name = listing_match.group(1).lower()
+            if name in self._recorded_listings:
+                return self._recorded_listing_response(name, record.query)
             return self._listing_response(listing_match.group(1), record.query)
+        recorded_tree = self.recorded.comments.get(record.path.rstrip("/"))
+        if recorded_tree is not None:
+            return 200, {}, recorded_tree
         comments_match = re.fullmatch(r"/comments/([^/]+)/?", record.path)
         if comments_match:
             return self._comments_response(comments_match.group(1))
         return 404, {}, {"message": "Not Found", "error": 404}
+
+    def _recorded_listing_response(
+        self, name: str, query: Mapping[str, str]
+    ) -> tuple[int, dict[str, str], Any]:
+        pages = self._recorded_listings[name]
+        after = query.get("after")
+        index = 0
+        if after:
+            cursors = [page["data"]["after"] for page in pages]
+            index = cursors.index(after) + 1 if after in cursors else len(pages)
+        if index < len(pages):
+            return 200, {}, pages[index]
+        return 200, {}, _listing([])
+
+    def _morechildren_response(self, form_body: str) -> tuple[int, dict[str, str], Any]:
+        form = {key: values[-1] for key, values in parse_qs(form_body).items()}
+        wanted = set(form.get("children", "").split(","))
+        for children, answer in self.recorded.morechildren:
+            if set(children) == wanted:
+                return 200, {}, answer
+        return 404, {}, {"message": "no recorded answer for these children", "error": 404}
 
     def _listing_response(
         self, subreddit: str, query: Mapping[str, str]
@@ -400,7 +461,7 @@ class _Handler(BaseHTTPRequestHandler):
             status, headers, payload = fault.status, dict(fault.headers), fault.body
         elif method == "POST" and split.path == "/api/v1/access_token":
             status, headers, payload = self.owner._token_response(record)
-        elif method == "GET":
+        elif method in ("GET", "POST"):
             status, headers, payload = self.owner._api_response(record)
         else:
             status, headers, payload = 405, {}, {"message": "Method Not Allowed", "error": 405}
