@@ -42,10 +42,8 @@ def reliability_markdown(table: pd.DataFrame) -> MetadataValue:
     """A reliability table (band, count, mean confidence, hit rate) as Markdown, figures rounded."""
     if table.empty:
         return MetadataValue.md("_no resolved outcomes to compare with_")
-    shown = table.assign(
-        mean_confidence=table["mean_confidence"].round(3), hit_rate=table["hit_rate"].round(3)
-    )
-    return MetadataValue.md(shown.to_markdown(index=False))
+    # Fixed decimals, so a hit rate of 1 reads 1.000 in a column of 0.179s.
+    return MetadataValue.md(table.to_markdown(index=False, floatfmt=".3f"))
 
 
 def png(image: bytes, title: str) -> MetadataValue:
