@@ -166,3 +166,130 @@ def test_the_book_carries_each_session_into_the_next(traded):
     closed = book[book["closed_on"].notna()]
     assert (pd.to_datetime(closed["closed_on"]) == pd.to_datetime(closed["session_date"])).all()
     assert not closed.duplicated(["ticker", "opened_on"]).any()
+
+
+DOWNSTREAM_OF_CLEAN = [
+    ["features", "feature_snapshots"],
+    ["signals", "trading_signals"],
+    ["signals", "model_versions"],
+    ["signals", "risk_decisions"],
+    ["signals", "risk_filtered_signals"],
+    ["portfolio", "equity"],
+    ["portfolio", "position_book"],
+    ["portfolio", "positions"],
+    ["portfolio", "backtest_report"],
+]
+
+
+def test_a_split_and_a_dividend_in_the_warehouse_change_units_not_figures(traded, tmp_path):
+    """One ticker held across a close splits 4:1 the next session and pays 0.25 a share (new units)
+    that day: its as-traded bars from then on are ¼ the price and 4 × the volume, and
+    clean.corporate_actions records it. Run through the real assets downstream of the clean
+    tables, features, labels, signals and the paper ledger must say what they said, in new units
+    where they are levels, plus the dividend."""
+    import duckdb
+    from dagster import AssetKey
+
+    from tft_pipeline.model import triple_barrier_labels
+    from tft_pipeline.tables import CORPORATE_ACTION_COLUMNS, conform
+    from tft_pipeline.trading_calendar import next_session
+    from tft_pipeline_tests.conftest import Pipeline
+
+    positions = traded.table("portfolio.positions")
+    held = positions[
+        (positions["exit_reason"] != "not_filled")
+        & (positions["closed_on"].isna() | (positions["closed_on"] > positions["opened_on"]))
+        & (positions["opened_on"] < pd.Timestamp(LAST))
+    ].sort_values(["opened_on", "ticker"])
+    assert len(held), "the sample run holds no position across a close"
+    pick = held.iloc[0]
+    ticker, split_day, dividend = pick["ticker"], next_session(pick["opened_on"]), 0.25
+
+    copy = tmp_path / "split.duckdb"
+    shutil.copy(traded.warehouse_path, copy)
+    with duckdb.connect(str(copy)) as connection:
+        connection.execute(
+            "UPDATE clean.price_history SET open = open / 4, high = high / 4, low = low / 4, "
+            "close = close / 4, adj_close = adj_close / 4, volume = volume * 4 "
+            "WHERE ticker = ? AND session_date >= ?::DATE",
+            [ticker, split_day.date()],
+        )
+    split = Pipeline(copy, traded.instance, SETTINGS)
+    row = {"ticker": ticker, "session_date": split_day, "split_ratio": 4.0, "dividend": dividend,
+           "fetched_at": split_day + pd.Timedelta(hours=22)}
+    split.warehouse.replace_partitions(
+        "clean.corporate_actions", conform(pd.DataFrame([row]), CORPORATE_ACTION_COLUMNS), [split_day]
+    )
+    assert split.run(FIRST, LAST, asset_selection=[AssetKey(k) for k in DOWNSTREAM_OF_CLEAN]).success
+
+    keys = ["ticker", "session_date"]
+    before = traded.table("features.feature_snapshots").sort_values(keys, ignore_index=True)
+    after = split.table("features.feature_snapshots").sort_values(keys, ignore_index=True)
+    others = (before["ticker"] != ticker).to_numpy()
+    pd.testing.assert_frame_equal(after[others], before[others], check_exact=True)
+    mine = ~others
+    scale = np.where(before.loc[mine, "session_date"] >= split_day, 0.25, 1.0)
+    for column in ("close", "atr_14"):
+        np.testing.assert_allclose(after.loc[mine, column], scale * before.loc[mine, column], rtol=1e-12)
+    np.testing.assert_allclose(after.loc[mine, "volume_z"], before.loc[mine, "volume_z"], rtol=1e-9)
+    on_split = mine & (before["session_date"] == split_day).to_numpy()
+    closes = traded.table("clean.price_history").set_index(keys)["close"]
+    previous_close = closes.loc[(ticker, pd.Timestamp(pick["opened_on"]))]
+    assert after.loc[on_split, "ret_1"].iloc[0] == pytest.approx(
+        closes.loc[(ticker, split_day)] / (previous_close - 4 * dividend) - 1, rel=1e-9
+    )
+    unchanged = mine & ~on_split
+    np.testing.assert_allclose(after.loc[unchanged, "ret_1"], before.loc[unchanged, "ret_1"], rtol=1e-9)
+
+    # Labels in D's units: the same outcomes, levels ¼ for the sessions from the split on.
+    actions = split.table("clean.corporate_actions")
+    labels_before = triple_barrier_labels(before, traded.table("clean.price_history"))
+    labels_after = triple_barrier_labels(after, split.table("clean.price_history"), actions=actions)
+    for column in ("label", "barrier", "bars_held", "label_known_on"):
+        pd.testing.assert_series_equal(labels_after[column], labels_before[column])
+    np.testing.assert_allclose(labels_after["exit_r"], labels_before["exit_r"], rtol=1e-9)
+    np.testing.assert_allclose(
+        labels_after.loc[mine, "stop"], scale * labels_before.loc[mine, "stop"], rtol=1e-9
+    )
+
+    # The model learnt the same labels from the same inputs: the same confidences.
+    signals_before = traded.table("signals.trading_signals").sort_values(keys, ignore_index=True)
+    signals_after = split.table("signals.trading_signals").sort_values(keys, ignore_index=True)
+    np.testing.assert_allclose(signals_after["confidence"], signals_before["confidence"], rtol=1e-12)
+
+    # The ledger: the position rolled (4 × the shares, ¼ the levels), got its dividend, was not
+    # stopped by the split, and equity is what it was until the split plus the dividend.
+    def the_position(table):
+        rows = table[(table["ticker"] == ticker) & (table["opened_on"] == pick["opened_on"])]
+        assert len(rows) == 1
+        return rows.iloc[0]
+
+    old, new = the_position(positions), the_position(split.table("portfolio.positions"))
+    assert new["shares"] == 4 * old["shares"]
+    for column in ("entry", "stop_loss", "take_profit"):
+        assert new[column] == pytest.approx(old[column] / 4, rel=1e-12)
+    assert new["dividends"] == pytest.approx(dividend * new["shares"])
+    assert new["exit_reason"] == old["exit_reason"] or (
+        pd.isna(new["exit_reason"]) and pd.isna(old["exit_reason"])
+    )
+    assert new["closed_on"] == old["closed_on"] or (
+        pd.isna(new["closed_on"]) and pd.isna(old["closed_on"])
+    )
+    if pd.notna(old["pnl"]):
+        assert new["pnl"] == pytest.approx(old["pnl"] + new["dividends"], rel=1e-9)
+    equity_before = traded.table("portfolio.equity").set_index("session_date").sort_index()
+    equity_after = split.table("portfolio.equity").set_index("session_date").sort_index()
+    earlier = equity_before.index < split_day
+    np.testing.assert_allclose(
+        equity_after.loc[earlier, "equity"], equity_before.loc[earlier, "equity"], rtol=1e-12
+    )
+    assert equity_after.loc[split_day, "dividends"] == pytest.approx(new["dividends"])
+    assert equity_after.loc[split_day, "equity"] == pytest.approx(
+        equity_before.loc[split_day, "equity"] + new["dividends"], rel=1e-9
+    )
+    assert equity_after["dividends"].sum() == pytest.approx(new["dividends"])
+    # Buy-and-hold saw a split, not a 75 % loss of one of its names.
+    report_before = traded.table("portfolio.backtest_report").iloc[0]
+    report_after = split.table("portfolio.backtest_report").iloc[0]
+    assert report_after["dividends"] == pytest.approx(new["dividends"])
+    assert abs(report_after["benchmark_return"] - report_before["benchmark_return"]) < 0.005
