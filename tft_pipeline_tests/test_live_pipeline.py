@@ -50,6 +50,7 @@ from tft_pipeline_tests.fakes.fake_yahoo import (
     FakeYahooServer,
     pointing_yfinance_at,
     random_walk_bars,
+    recorded_answer,
 )
 
 # One xdist worker takes the whole module under `--dist loadgroup`, so its shared run happens once.
@@ -616,3 +617,90 @@ def test_shipped_instances_rerun_crashed_runs_but_not_runs_whose_steps_failed(co
     # A re-run after a step failure would repeat a rejected login and double every retry bound.
     assert settings["run_retries"]["enabled"] is True
     assert settings["run_retries"]["retry_on_asset_or_op_failure"] is False
+
+
+# --- a split and a dividend between two daily runs (issue 10, item 6) ----------------------------
+
+
+def test_a_split_and_a_dividend_between_two_daily_runs(tmp_path):
+    """Daily runs on real recorded Yahoo answers: NVDA's 4:1 split (ex-date 2021-07-20) between
+    the runs of 07-19 and 07-20, AAPL's $0.205 dividend (ex-date 2020-11-06) between those of
+    11-05 and 11-06. Each run fetches its one session, at today's clock (the answers were recorded
+    in 2025, so they are adjusted as of then, as a real fetch today would be)."""
+    with live_world(tmp_path) as world, pytest.MonkeyPatch.context() as patch:
+        world.yahoo.set_recorded("NVDA", recorded_answer("NVDA-2021-06-01-to-2021-08-31.json"))
+        world.yahoo.set_recorded("AAPL", recorded_answer("AAPL-2020-08-31-to-2020-11-06.json"))
+        # Each recorded answer covers its own months: a universe file says which ticker belongs
+        # to which sessions (and is what keeps the other one from being a failure row).
+        universe = tmp_path / "universe.csv"
+        universe.write_text(
+            "ticker,first_session,last_session\n"
+            "AAPL,2020-08-31,2020-11-06\n"
+            "NVDA,2021-06-01,2021-08-31\n"
+        )
+        patch.delenv("TFT_TICKERS")
+        patch.setenv("TFT_UNIVERSE_FILE", str(universe))
+        patch.setenv("TFT_START_DATE", "2020-08-31")
+        settings = load_settings(None)
+        job = build_definitions(settings).resolve_job_def(DAILY_JOB_NAME)
+        selection = [
+            AssetKey(key)
+            for key in (
+                ["raw", "price_history"],
+                ["raw", "corporate_actions"],
+                ["clean", "price_history"],
+                ["clean", "corporate_actions"],
+                ["raw", "reddit_posts"],
+                ["raw", "reddit_comments"],
+                ["clean", "reddit_posts"],
+                ["clean", "reddit_comments"],
+                ["clean", "rejected_rows"],
+                ["features", "ticker_mentions"],
+                ["features", "feature_snapshots"],
+            )
+        ]
+        for session in ("2020-11-05", "2020-11-06", "2021-07-19", "2021-07-20"):
+            result = job.execute_in_process(
+                instance=world.instance,
+                partition_key=session,
+                asset_selection=selection,
+                raise_on_error=False,
+            )
+            assert result.success, [
+                event.message for event in _events(result, DagsterEventType.STEP_FAILURE)
+            ]
+        warehouse = Warehouse(settings.resolved_warehouse_path())
+        prices = warehouse.read_table("clean.price_history").set_index(
+            ["ticker", "session_date"]
+        )
+        actions = warehouse.read_table("clean.corporate_actions")
+        rejected = warehouse.read_table("clean.rejected_rows")
+        snapshots = warehouse.read_table("features.feature_snapshots").set_index(
+            ["ticker", "session_date"]
+        )
+
+    day = pd.Timestamp
+    # As traded on both days: the pre-split close is 4 x Yahoo's adjusted value, the ex-date's as
+    # sent; no quarantine.
+    assert prices.loc[("NVDA", day("2021-07-19")), "close"] == pytest.approx(4 * 18.77975082397461)
+    assert prices.loc[("NVDA", day("2021-07-20")), "close"] == pytest.approx(18.61199951171875)
+    assert prices.loc[("AAPL", day("2020-11-06")), "close"] == pytest.approx(118.69000244140625)
+    assert rejected[rejected["source"].isin(["raw.price_history", "raw.corporate_actions"])].empty
+    assert actions[["ticker", "session_date", "split_ratio", "dividend"]].sort_values(
+        "session_date"
+    ).to_dict("records") == [
+        {"ticker": "AAPL", "session_date": day("2020-11-06"), "split_ratio": 1.0, "dividend": 0.205},
+        {"ticker": "NVDA", "session_date": day("2021-07-20"), "split_ratio": 4.0, "dividend": 0.0},
+    ]
+    # The features read one adjusted basis: the split day's return is the tape's -0.89 %, not -75 %.
+    true_return = 18.61199951171875 / 18.77975082397461 - 1
+    assert snapshots.loc[("NVDA", day("2021-07-20")), "ret_1"] == pytest.approx(true_return)
+    # The dividend day's return is the total return (the $0.205 added back, -0.11 %), not the
+    # price return (-0.29 %); tft_pipeline.corporate_actions' dividend factor differs from the
+    # simple (close + dividend) / previous close in the sixth decimal.
+    aapl = prices.loc["AAPL"]["close"]
+    total = (aapl[day("2020-11-06")] + 0.205) / aapl[day("2020-11-05")] - 1
+    price_only = aapl[day("2020-11-06")] / aapl[day("2020-11-05")] - 1
+    dividend_day = snapshots.loc[("AAPL", day("2020-11-06")), "ret_1"]
+    assert dividend_day == pytest.approx(total, abs=1e-5)
+    assert abs(dividend_day - price_only) > 0.0015
