@@ -131,7 +131,9 @@ POSTS = [
 COMMENTS = [
     _comment("c_old", "oldw", "2024-01-05 10:00"),  # before the range: dropped
     _comment("c_sat", "saturday", "2024-01-07 10:00"),
-    _comment("c_tue", "saturday", "2024-01-09 03:00"),
+    # On Sunday's post: Tuesday chooses its trees among posts of its window and the two days
+    # before (a daily run of Tuesday would not see Saturday's post either).
+    _comment("c_tue", "sunday", "2024-01-09 03:00"),
     _comment("c_tue2", "tuesday", "2024-01-09 16:00"),
     _comment("c_wed", "tuesday", "2024-01-10 14:00", parent_id="t1_c_tue2"),  # a reply
     _comment("c_blank", "wednesday", "2024-01-10 19:00", body=""),  # dirty: a comment needs a body

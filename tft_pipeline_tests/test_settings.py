@@ -76,6 +76,10 @@ def test_dotenv_file_is_read_and_environment_wins(tmp_path, monkeypatch):
         ("TFT_START_DATE", "yesterday", "TFT_START_DATE='yesterday'"),
         ("TFT_START_DATE", "1990-01-02", "must lie between"),
         ("TFT_SUBREDDITS", "wall street bets", "subreddit names are 1-21 letters"),
+        ("TFT_REDDIT_MORE_COMMENTS_BUDGET", "-1", "TFT_REDDIT_MORE_COMMENTS_BUDGET"),
+        ("TFT_REDDIT_MORE_COMMENTS_BUDGET", "lots", "TFT_REDDIT_MORE_COMMENTS_BUDGET"),
+        ("TFT_REDDIT_NEW_MARGIN_HOURS", "-2", "TFT_REDDIT_NEW_MARGIN_HOURS"),
+        ("TFT_REDDIT_NEW_MARGIN_HOURS", "1000", "TFT_REDDIT_NEW_MARGIN_HOURS"),
     ],
 )
 def test_wrong_values_fail_naming_the_variable(monkeypatch, variable, value, message):

@@ -58,8 +58,11 @@ class LiveRedditResource(RedditSourceResource):
     reddit_url: str | None = None
     top_posts_for_comments: int = 25
     requests_per_second: float = 1.0
+    more_comments_budget: int = 100  # expansions of "more comments" stubs per session
+    new_listing_margin_hours: float = 24.0  # /new walked this far past the range start
 
     def build_source(self) -> RedditSource:
+        import pandas as pd
         from pydantic import SecretStr
 
         from tft_pipeline.sources.reddit_live import LiveRedditSource
@@ -75,6 +78,8 @@ class LiveRedditResource(RedditSourceResource):
             subreddits=tuple(self.subreddits),
             top_posts_for_comments=self.top_posts_for_comments,
             requests_per_second=self.requests_per_second,
+            more_comments_budget=self.more_comments_budget,
+            new_listing_margin=pd.Timedelta(hours=self.new_listing_margin_hours),
         )
 
 
