@@ -55,34 +55,6 @@ class FillAt(str, Enum):
     CLOSE = FILL_CLOSE  # market-on-close, at the signal's entry (the session's close)
 
 
-class ExecutorKind(str, Enum):
-    """Which Dagster executor runs the steps of a run."""
-
-    IN_PROCESS = "in_process"  # every step in the run's own process, one after another (default)
-    CELERY = "celery"  # dagster-celery: each step a Celery task on the workers (extra `celery`)
-
-
-class SignalModelName(str, Enum):
-    """Which walk-forward model scores the sessions (TFT_SIGNAL_MODEL)."""
-
-    BASELINE = "baseline"  # the logistic baseline (tft_pipeline.model.baseline)
-    TFT = "tft"  # the Temporal Fusion Transformer (tft_pipeline.model.tft; the optional extra)
-
-
-# What installs the optional deep-learning stack; the startup error names both.
-TFT_INSTALL_HINT = (
-    "run `make install-tft` (torch in .venv-tft, which make run/dev/report then use) "
-    "or `uv sync --extra tft` (into the current venv)"
-)
-
-
-def tft_extra_missing() -> str | None:
-    """None when the TFT's extra (torch) can be imported here, else what is missing."""
-    import importlib.util
-
-    return None if importlib.util.find_spec("torch") is not None else "torch"
-
-
 class SettingsError(ValueError):
     """A configuration value is wrong; the message names the variable and what is allowed."""
 
@@ -170,17 +142,6 @@ class Settings(BaseSettings):
 
     failure_webhook_url: str | None = Field(default=None, alias="TFT_FAILURE_WEBHOOK_URL")
 
-    # The executor of every job; celery needs the extra `celery` and workers (docs/deploy.md).
-    executor: ExecutorKind = Field(default=ExecutorKind.IN_PROCESS, alias="TFT_EXECUTOR")
-    # Celery's broker and result backend (redis://[:password@]host:port/db); secrets, as URLs may
-    # hold a password: never logged or shown.
-    celery_broker: SecretStr = Field(
-        default=SecretStr("redis://127.0.0.1:6379/0"), alias="TFT_CELERY_BROKER"
-    )
-    celery_backend: SecretStr = Field(
-        default=SecretStr("redis://127.0.0.1:6379/0"), alias="TFT_CELERY_BACKEND"
-    )
-
     initial_equity: float = Field(
         default=100_000.0, gt=0.0, allow_inf_nan=False, alias="TFT_INITIAL_EQUITY"
     )
@@ -195,10 +156,6 @@ class Settings(BaseSettings):
     )
     # next_open: orders decided at a session's close fill at the next open; close: at that close.
     fill_at: FillAt = Field(default=FillAt.NEXT_OPEN, alias="TFT_FILL_AT")
-    # baseline: the logistic baseline; tft: the Temporal Fusion Transformer (the `tft` extra).
-    signal_model: SignalModelName = Field(
-        default=SignalModelName.BASELINE, alias="TFT_SIGNAL_MODEL"
-    )
     risk_limits: RiskLimits = Field(default_factory=RiskLimits, alias=RISK_LIMITS_ALIAS)
 
     @classmethod
@@ -230,55 +187,10 @@ class Settings(BaseSettings):
             )
         return RiskLimits.from_env(value)
 
-    @field_validator("executor", mode="before")
-    @classmethod
-    def _executor_text(cls, value: Any) -> Any:
-        return value.strip().lower().replace("-", "_") if isinstance(value, str) else value
-
-    @field_validator("celery_broker", "celery_backend")
-    @classmethod
-    def _celery_url(cls, value: SecretStr) -> SecretStr:
-        scheme = value.get_secret_value().partition("://")[0]
-        if scheme not in ("redis", "rediss", "amqp", "amqps", "pyamqp", "sentinel"):
-            raise ValueError(
-                "expected a URL such as redis://127.0.0.1:6379/0 (redis, rediss, amqp, pyamqp, "
-                "sentinel)"
-            )
-        return value
-
-    @model_validator(mode="after")
-    def _celery_installed(self) -> Settings:
-        if self.executor is ExecutorKind.CELERY:
-            import importlib.util
-
-            if importlib.util.find_spec("dagster_celery") is None:
-                raise ValueError(
-                    "TFT_EXECUTOR=celery needs dagster-celery: `uv sync --extra celery` "
-                    "(make install-dev has it)"
-                )
-        return self
-
     @field_validator("fill_at", mode="before")
     @classmethod
     def _fill_at_text(cls, value: Any) -> Any:
         return value.strip().lower() if isinstance(value, str) else value
-
-    @field_validator("signal_model", mode="before")
-    @classmethod
-    def _signal_model_text(cls, value: Any) -> Any:
-        return value.strip().lower() if isinstance(value, str) else value
-
-    @field_validator("signal_model")
-    @classmethod
-    def _tft_needs_its_extra(cls, value: SignalModelName) -> SignalModelName:
-        missing = tft_extra_missing() if value is SignalModelName.TFT else None
-        if missing:
-            raise ValueError(
-                f"the Temporal Fusion Transformer needs the optional extra `tft` ({missing} is not "
-                f"installed in this environment): {TFT_INSTALL_HINT}; or set "
-                "TFT_SIGNAL_MODEL=baseline"
-            )
-        return value
 
     @field_validator("tickers", mode="before")
     @classmethod
@@ -380,8 +292,7 @@ def _describe(error: ValidationError) -> str:
         message = item["msg"].removeprefix("Value error, ")
         if item["type"] == "enum":
             message = f"allowed values are {item['ctx']['expected']}"
-        # Celery URLs may carry a password (redis://:password@host): never echoed either.
-        secret = any(word in variable for word in ("SECRET", "PASSWORD", "CELERY_"))
+        secret = "SECRET" in variable or "PASSWORD" in variable
         shown = "" if secret or isinstance(given, dict) or given is None else f"={given!r}"
         if item["type"].startswith("date"):
             message += " (expected a date such as 2024-01-02)"
