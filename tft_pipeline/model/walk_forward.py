@@ -11,8 +11,11 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+import pickle
+import time
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -127,10 +130,18 @@ class TrainedModel:
     params: Mapping[str, Any]
     metrics: ModelMetrics
     estimator: SignalModel = field(repr=False)
+    # Wall time of the version's fits (holdout fit and final fit); epochs of the final fit
+    # (0: a model without epochs); the version whose weights it started from (warm start).
+    training_seconds: float = float("nan")
+    epochs: int = 0
+    warm_start_from: str | None = None
 
-    def predict_proba(self, snapshots: pd.DataFrame) -> np.ndarray:
-        """P(target before stop) for snapshot rows."""
-        return np.clip(self.estimator.predict_proba(snapshots), 0.0, 1.0)
+    def predict_proba(
+        self, snapshots: pd.DataFrame, history: pd.DataFrame | None = None
+    ) -> np.ndarray:
+        """P(target before stop) for snapshot rows; a sequence model (the TFT) reads each row's
+        past sessions from ``history`` (default: the rows themselves)."""
+        return np.clip(_predict(self.estimator, snapshots, history), 0.0, 1.0)
 
     def signals(
         self,
@@ -149,7 +160,7 @@ class TrainedModel:
             )
         rows = snapshots[usable]
         return signal_frame(
-            rows, self.predict_proba(rows), self.name, self.version, rule, self.metrics
+            rows, self.predict_proba(rows, snapshots), self.name, self.version, rule, self.metrics
         )
 
 
@@ -159,6 +170,77 @@ class WalkForward:
 
     signals: pd.DataFrame
     models: tuple[TrainedModel, ...]
+
+
+def _uses_history(model: SignalModel) -> bool:
+    """A sequence model (the TFT) reads each row's earlier sessions: it is handed the snapshots."""
+    return bool(getattr(model, "uses_history", False))
+
+
+def _fit(
+    model: SignalModel,
+    rows: pd.DataFrame,
+    labels: np.ndarray,
+    history: pd.DataFrame,
+    previous: SignalModel | None = None,
+) -> SignalModel:
+    if _uses_history(model):
+        return model.fit(rows, labels, history=history, previous=previous)  # type: ignore[call-arg]
+    return model.fit(rows, labels)
+
+
+def _predict(model: SignalModel, rows: pd.DataFrame, history: pd.DataFrame | None) -> np.ndarray:
+    if _uses_history(model):
+        return model.predict_proba(rows, history=history)  # type: ignore[call-arg]
+    return model.predict_proba(rows)
+
+
+def warm_start_parent(
+    model: SignalModel, rows: pd.DataFrame, earlier: Sequence[TrainedModel]
+) -> TrainedModel | None:
+    """The latest earlier version a fit of ``model`` on ``rows`` may start from: one trained only on
+    labels known before the fit's validation part (so its validation loss and the calibration
+    fitted on it stay out of sample). None without warm start."""
+    if not getattr(model, "warm_start", False) or not earlier or not len(rows):
+        return None
+    start = model.validation_start(rows)  # type: ignore[attr-defined]
+    usable = [
+        trained
+        for trained in earlier
+        if trained.name == model.name and trained.last_label_known_on < start
+    ]
+    return max(usable, key=lambda trained: trained.as_of) if usable else None
+
+
+class ModelStore:
+    """Fitted versions under a folder, one sub-folder per version: ``<name>-<version>/`` holding
+    ``trained.pkl`` (the ``TrainedModel``) and, for a checkpointed model (one with ``save``),
+    its ``checkpoint.pt``, which the pickled model loads by path. Versions are content-addressed
+    (settings, training rows, warm-start parent), so a stored version is what a fit would give."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    def folder(self, name: str, version: str) -> Path:
+        return self.root / f"{name}-{version}"
+
+    def load(self, name: str, version: str) -> TrainedModel | None:
+        path = self.folder(name, version) / "trained.pkl"
+        if not path.exists():
+            return None
+        return pickle.loads(path.read_bytes())
+
+    def save(self, trained: TrainedModel) -> TrainedModel:
+        """Store ``trained``; returns it as stored (a checkpointed estimator now loads by path)."""
+        folder = self.folder(trained.name, trained.version)
+        folder.mkdir(parents=True, exist_ok=True)
+        save = getattr(trained.estimator, "save", None)
+        if callable(save):
+            trained = dataclasses.replace(trained, estimator=save(folder / "checkpoint.pt"))
+        temporary = folder / "trained.pkl.tmp"
+        temporary.write_bytes(pickle.dumps(trained))
+        temporary.replace(folder / "trained.pkl")
+        return trained
 
 
 def _with_history(snapshots: pd.DataFrame) -> pd.DataFrame:
@@ -248,7 +330,12 @@ def training_mask(
 
 
 def _holdout_metrics(
-    model: SignalModel, rows: pd.DataFrame, labels: pd.DataFrame, config: WalkForwardConfig
+    model: SignalModel,
+    rows: pd.DataFrame,
+    labels: pd.DataFrame,
+    config: WalkForwardConfig,
+    history: pd.DataFrame | None = None,
+    earlier: Sequence[TrainedModel] = (),
 ) -> ModelMetrics:
     from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
 
@@ -262,7 +349,10 @@ def _holdout_metrics(
     n_holdout = int(holdout.sum())
     if fitting.sum() < 2 or len(np.unique(y[fitting])) < 2 or n_holdout == 0:
         return ModelMetrics(nan, nan, nan, nan, nan, len(y), n_holdout)
-    predicted = np.clip(model.fit(rows[fitting], y[fitting]).predict_proba(rows[holdout]), 0, 1)
+    history = rows if history is None else history
+    parent = warm_start_parent(model, rows[fitting], earlier)
+    fitted = _fit(model, rows[fitting], y[fitting], history, parent.estimator if parent else None)
+    predicted = np.clip(_predict(fitted, rows[holdout], history), 0, 1)
     actual = y[holdout]
     top = predicted >= np.quantile(predicted, 0.8)
     two_classes = len(np.unique(actual)) == 2
@@ -286,11 +376,16 @@ def train_model(
     as_of: pd.Timestamp | str,
     model: SignalModel = DEFAULT_MODEL,
     config: WalkForwardConfig = WalkForwardConfig(),
+    earlier: Sequence[TrainedModel] = (),
+    store: ModelStore | None = None,
 ) -> TrainedModel:
     """Fit ``model`` at ``as_of`` on the snapshot rows whose labels were known before ``as_of``.
 
     ``labels`` is ``triple_barrier_labels(snapshots, prices)``: a row per snapshot row, same order.
     Raises ``NotEnoughTrainingData`` below ``config.min_train_rows`` rows or with a single class.
+    ``earlier``: versions trained before, which a warm-starting model may start from (see
+    ``warm_start_parent``). ``store``: where fitted versions are kept; a version already there is
+    loaded instead of fitted again, a new one is saved.
     """
     as_of = pd.Timestamp(as_of)
     if len(labels) != len(snapshots):
@@ -305,8 +400,6 @@ def train_model(
             f"{len(y)} labelled rows known before {as_of.date()} "
             f"(need {config.min_train_rows} with both outcomes)"
         )
-    metrics = _holdout_metrics(model, rows, known, config)
-    fitted = model.fit(rows, y)
     train_start = pd.Timestamp(known["session_date"].min())
     params = dict(model.params)
     settings = {
@@ -316,10 +409,21 @@ def train_model(
         "train_window_sessions": config.train_window_sessions,
         "holdout_fraction": config.holdout_fraction,
     }
-    version = (
-        f"{train_start:%Y%m%d}-{as_of:%Y%m%d}-p{_digest(settings)[:8]}-d{_data_digest(rows, y)[:8]}"
-    )
-    return TrainedModel(
+    parent = warm_start_parent(model, rows, earlier)
+    data_digest = _data_digest(rows, y)
+    if parent is not None:  # the starting weights shape the fit as much as the data
+        data_digest = _digest([data_digest, parent.version])
+    version = f"{train_start:%Y%m%d}-{as_of:%Y%m%d}-p{_digest(settings)[:8]}-d{data_digest[:8]}"
+    if store is not None:
+        stored = store.load(model.name, version)
+        if stored is not None:
+            return stored
+    history = snapshots if _uses_history(model) else rows
+    started = time.perf_counter()
+    metrics = _holdout_metrics(model, rows, known, config, history, earlier)
+    fitted = _fit(model, rows, y, history, parent.estimator if parent else None)
+    report = getattr(fitted, "fit_report", None)
+    trained = TrainedModel(
         name=model.name,
         version=version,
         as_of=as_of,
@@ -330,7 +434,11 @@ def train_model(
         params=params,
         metrics=metrics,
         estimator=fitted,
+        training_seconds=round(time.perf_counter() - started, 3),
+        epochs=int(getattr(report, "epochs", 0)),
+        warm_start_from=parent.version if parent is not None else None,
     )
+    return store.save(trained) if store is not None else trained
 
 
 def _as_sessions(sessions: Iterable | None, snapshots: pd.DataFrame) -> pd.DatetimeIndex:
@@ -346,13 +454,16 @@ def walk_forward(
     model: SignalModel = DEFAULT_MODEL,
     config: WalkForwardConfig = WalkForwardConfig(),
     actions: pd.DataFrame | None = None,
+    earlier: Sequence[TrainedModel] = (),
+    store: ModelStore | None = None,
 ) -> WalkForward:
     """Score ``sessions`` (default: every snapshot session) walk-forward.
 
     ``snapshots`` must reach back far enough for training (the history before the first scored
     session, at least ``HISTORY_SESSIONS``); ``prices`` supply the bars the labels are read from
     (as traded; ``actions``, the corporate actions, put them in each entry's units).
-    Sessions whose retrain session had too few known labels get no signals.
+    Sessions whose retrain session had too few known labels get no signals. ``earlier`` and
+    ``store``: see ``train_model`` (each version of the run may warm-start from the ones before).
     """
     snapshots = _with_history(snapshots.reset_index(drop=True))
     labels = triple_barrier_labels(snapshots, prices, config.rule, actions=actions)
@@ -367,7 +478,9 @@ def walk_forward(
     models: list[TrainedModel] = []
     for as_of, block in anchors.groupby(anchors, sort=True):
         try:
-            trained = train_model(snapshots, labels, as_of, model, config)
+            trained = train_model(
+                snapshots, labels, as_of, model, config, (*earlier, *models), store
+            )
         except NotEnoughTrainingData:
             continue
         models.append(trained)
@@ -375,7 +488,7 @@ def walk_forward(
         frames.append(
             signal_frame(
                 rows,
-                trained.predict_proba(rows),
+                trained.predict_proba(rows, snapshots),
                 trained.name,
                 trained.version,
                 config.rule,

@@ -1,0 +1,680 @@
+"""A lean Temporal Fusion Transformer (Lim et al. 2021) in torch, as a ``SignalModel`` (no Dagster).
+
+Needs the optional extra ``tft`` (torch): import this module only when TFT_SIGNAL_MODEL=tft.
+
+The network is the TFT's architecture for a one-step decision: a static ticker embedding and its
+four context vectors, a variable selection network over the past covariates (all variables' gated
+residual networks computed at once as batched matrix products, not a loop of modules), an LSTM
+encoder over the last ``encoder_length`` sessions started from the static context, static
+enrichment, interpretable multi-head attention from the decision session over the encoder (heads
+share their value projection, so the averaged weights say which past sessions mattered), and a
+position-wise GRN into one logit: P(target before stop), trained with binary cross-entropy.
+
+``fit`` holds out the latest ``validation_fraction`` of training sessions (purged by the label
+horizon), keeps the epoch with the lowest validation loss and calibrates the logit on that
+validation part (Platt scaling), so ``confidence`` is a probability. Everything is seeded and runs
+deterministic algorithms on ``TORCH_THREADS`` threads: the same inputs give the same signals.
+
+Windows are gathered from a dense ticker × session panel of the snapshot history: a row's encoder
+is its ticker's ``encoder_length`` sessions up to and including its own (features are point in
+time: each known at that session's close), zero-padded before the ticker's first snapshot with a
+``present`` channel that says which sessions are real.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import math
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from tft_pipeline.model.baseline import ALL_INPUTS, model_inputs
+
+# One thread: on the 2-core machine shared with other processes, two torch threads were 8-20x
+# slower per step under contention (../shared/TFT_FACTS.md); one held steady.
+TORCH_THREADS = 1
+CHECKPOINT_NAME = "checkpoint.pt"
+PRESENT = "present"  # the extra input channel: 1 where the ticker has a snapshot that session
+
+
+@contextlib.contextmanager
+def torch_determinism(seed: int, threads: int = TORCH_THREADS) -> Iterator[None]:
+    """Seeded, deterministic torch on ``threads`` threads; the previous settings come back after."""
+    previous_threads = torch.get_num_threads()
+    previous_deterministic = torch.are_deterministic_algorithms_enabled()
+    torch.set_num_threads(threads)
+    # The setter torch.use_deterministic_algorithms calls, without the 10 s import of
+    # torch._inductor it makes first (nothing here is compiled).
+    torch._C._set_deterministic_algorithms(True)
+    torch.manual_seed(seed)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous_threads)
+        torch._C._set_deterministic_algorithms(previous_deterministic)
+
+
+# --- the network -----------------------------------------------------------------------------
+
+
+class GatedLinearUnit(nn.Module):
+    def __init__(self, size_in: int, size_out: int, dropout: float) -> None:
+        super().__init__()
+        self.dropout = nn.Dropout(dropout)
+        self.linear = nn.Linear(size_in, size_out * 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.glu(self.linear(self.dropout(x)), dim=-1)
+
+
+class GateAddNorm(nn.Module):
+    def __init__(self, size: int, dropout: float) -> None:
+        super().__init__()
+        self.glu = GatedLinearUnit(size, size, dropout)
+        self.norm = nn.LayerNorm(size)
+
+    def forward(self, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        return self.norm(self.glu(x) + residual)
+
+
+class GatedResidualNetwork(nn.Module):
+    """GRN(a, c) = LayerNorm(skip(a) + GLU(W1 ELU(W2 a + W3 c)))."""
+
+    def __init__(
+        self, size_in: int, hidden: int, size_out: int, dropout: float, context: int = 0
+    ) -> None:
+        super().__init__()
+        self.skip = nn.Linear(size_in, size_out) if size_in != size_out else nn.Identity()
+        self.fc1 = nn.Linear(size_in, hidden)
+        self.context = nn.Linear(context, hidden, bias=False) if context else None
+        self.fc2 = nn.Linear(hidden, hidden)
+        self.gate = GateAddNorm(size_out, dropout) if hidden == size_out else None
+        self.out = GatedLinearUnit(hidden, size_out, dropout) if hidden != size_out else None
+        self.norm = nn.LayerNorm(size_out) if hidden != size_out else None
+
+    def forward(self, a: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        hidden = self.fc1(a)
+        if self.context is not None and c is not None:
+            hidden = hidden + self.context(c)
+        hidden = self.fc2(nn.functional.elu(hidden))
+        if self.gate is not None:
+            return self.gate(hidden, self.skip(a))
+        return self.norm(self.out(hidden) + self.skip(a))
+
+
+class VariableGRNs(nn.Module):
+    """One GRN per input variable (hidden → hidden), all variables in one batched matmul."""
+
+    def __init__(self, n_vars: int, hidden: int, dropout: float) -> None:
+        super().__init__()
+        scale = 1.0 / math.sqrt(hidden)
+        self.w1 = nn.Parameter(torch.empty(n_vars, hidden, hidden).uniform_(-scale, scale))
+        self.b1 = nn.Parameter(torch.zeros(n_vars, hidden))
+        self.w2 = nn.Parameter(torch.empty(n_vars, hidden, 2 * hidden).uniform_(-scale, scale))
+        self.b2 = nn.Parameter(torch.zeros(n_vars, 2 * hidden))
+        self.dropout = nn.Dropout(dropout)
+        self.norm = nn.LayerNorm(hidden)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # [..., V, H] -> [..., V, H]
+        hidden = nn.functional.elu(torch.einsum("...vh,vhk->...vk", x, self.w1) + self.b1)
+        gated = torch.einsum("...vh,vhk->...vk", self.dropout(hidden), self.w2) + self.b2
+        return self.norm(nn.functional.glu(gated, dim=-1) + x)
+
+
+class TemporalFusionNet(nn.Module):
+    """The TFT for one decision step; ``forward`` returns (logit, variable weights, attention)."""
+
+    def __init__(
+        self, n_vars: int, n_tickers: int, hidden: int, heads: int, dropout: float
+    ) -> None:
+        super().__init__()
+        if hidden % heads:
+            raise ValueError("hidden must be a multiple of heads")
+        self.hidden, self.heads = hidden, heads
+        # Static covariate: the ticker (index 0: one not seen in training).
+        self.ticker = nn.Embedding(n_tickers + 1, hidden)
+        self.static_contexts = nn.ModuleList(
+            GatedResidualNetwork(hidden, hidden, hidden, dropout) for _ in range(4)
+        )  # variable selection, enrichment, LSTM h0, LSTM c0
+        # Variable selection network over the past covariates.
+        self.var_weight = nn.Parameter(torch.randn(n_vars, hidden) * 0.1)
+        self.var_bias = nn.Parameter(torch.zeros(n_vars, hidden))
+        self.var_grns = VariableGRNs(n_vars, hidden, dropout)
+        self.selection = GatedResidualNetwork(n_vars * hidden, hidden, n_vars, dropout, hidden)
+        self.lstm = nn.LSTM(hidden, hidden, batch_first=True)
+        self.lstm_gate = GateAddNorm(hidden, dropout)
+        self.enrichment = GatedResidualNetwork(hidden, hidden, hidden, dropout, hidden)
+        # Interpretable multi-head attention: per-head queries and keys, one shared value.
+        self.head_size = hidden // heads
+        self.query = nn.Linear(hidden, hidden)
+        self.key = nn.Linear(hidden, hidden)
+        self.value = nn.Linear(hidden, self.head_size)
+        self.attention_out = nn.Linear(self.head_size, hidden)
+        self.attention_gate = GateAddNorm(hidden, dropout)
+        self.positionwise = GatedResidualNetwork(hidden, hidden, hidden, dropout)
+        self.output_gate = GateAddNorm(hidden, dropout)
+        self.head = nn.Linear(hidden, 1)
+
+    def select(self, x: torch.Tensor, ticker: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Variable selection of single sessions: x [U, V] of tickers [U] -> ([U, H], [U, V])."""
+        c_select = self.static_contexts[0](self.ticker(ticker))
+        embedded = x.unsqueeze(-1) * self.var_weight + self.var_bias  # [U, V, H]
+        weights = torch.softmax(self.selection(embedded.flatten(1), c_select), dim=-1)
+        return (self.var_grns(embedded) * weights.unsqueeze(-1)).sum(dim=1), weights
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        step_ticker: torch.Tensor,
+        window: torch.Tensor,
+        ticker: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Logits of B decisions. ``x`` [U, V] holds the distinct (ticker, session) steps the
+        windows read, ``step_ticker`` [U] their tickers, ``window`` [B, T] each decision's steps
+        (indices into U, oldest first), ``ticker`` [B]. Variable selection depends on one session
+        alone, so each distinct step is selected once however many windows share it; the LSTM,
+        enrichment and attention run per window."""
+        batch, steps = window.shape
+        static = self.ticker(ticker)
+        _, c_enrich, c_h, c_c = (grn(static) for grn in self.static_contexts)
+        selected_steps, weights = self.select(x, step_ticker)
+        selected = selected_steps[window]  # [B, T, H]
+        encoded, _ = self.lstm(selected, (c_h.unsqueeze(0), c_c.unsqueeze(0)))
+        temporal = self.lstm_gate(encoded, selected)
+        enriched = self.enrichment(temporal, c_enrich.unsqueeze(1))
+        last = enriched[:, -1]
+        q = self.query(last).view(batch, self.heads, self.head_size)
+        k = self.key(enriched).view(batch, steps, self.heads, self.head_size)
+        scores = torch.einsum("bhd,bthd->bht", q, k) / math.sqrt(self.head_size)
+        attention = torch.softmax(scores, dim=-1).mean(dim=1)  # [B, T], heads averaged
+        context = torch.einsum("bt,btd->bd", attention, self.value(enriched))
+        attended = self.attention_gate(self.attention_out(context), last)
+        out = self.output_gate(self.positionwise(attended), temporal[:, -1])
+        return self.head(out).squeeze(-1), weights, attention
+
+
+# --- data --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Panel:
+    """Standardized inputs of a snapshot history as [ticker, padding + session, variable]."""
+
+    values: np.ndarray  # float32
+    ticker_rows: dict[str, int]
+    session_columns: dict[pd.Timestamp, int]  # the session's column (padding included)
+
+    def locate(self, rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        ticker = rows["ticker"].map(self.ticker_rows).to_numpy(dtype="int64")
+        session = (
+            pd.to_datetime(rows["session_date"]).map(self.session_columns).to_numpy(dtype="int64")
+        )
+        return ticker, session
+
+    def batch(
+        self, ticker: np.ndarray, session: np.ndarray, static: np.ndarray, length: int
+    ) -> tuple[torch.Tensor, ...]:
+        """The network's inputs for decisions at (ticker row, session column), ``static`` their
+        ticker indices: (distinct steps [U, V], their tickers [U], windows [B, T], tickers [B])."""
+        columns = self.values.shape[1]
+        steps = session[:, None] - np.arange(length - 1, -1, -1)[None, :]
+        flat = (ticker[:, None] * columns + steps).ravel()
+        distinct, first, inverse = np.unique(flat, return_index=True, return_inverse=True)
+        step_ticker = np.repeat(static, length)[first]
+        return (
+            torch.from_numpy(self.values.reshape(-1, self.values.shape[2])[distinct]),
+            torch.from_numpy(step_ticker),
+            torch.from_numpy(inverse.reshape(len(ticker), length)),
+            torch.from_numpy(static),
+        )
+
+
+def build_panel(
+    history: pd.DataFrame,
+    inputs: tuple[str, ...],
+    mean: np.ndarray,
+    scale: np.ndarray,
+    encoder_length: int,
+) -> Panel:
+    frame = history.drop_duplicates(["ticker", "session_date"], keep="last")
+    features = model_inputs(frame, inputs).to_numpy(dtype="float64")
+    features = np.nan_to_num(np.clip((features - mean) / scale, -5.0, 5.0))
+    tickers = sorted(frame["ticker"].astype(str).unique())
+    sessions = pd.DatetimeIndex(pd.to_datetime(frame["session_date"]).unique()).sort_values()
+    pad = encoder_length - 1
+    values = np.zeros((len(tickers), pad + len(sessions), len(inputs) + 1), dtype="float32")
+    ticker_rows = {ticker: i for i, ticker in enumerate(tickers)}
+    session_columns = {session: pad + j for j, session in enumerate(sessions)}
+    panel = Panel(values, ticker_rows, session_columns)
+    t, s = panel.locate(frame)
+    values[t, s, :-1] = features
+    values[t, s, -1] = 1.0
+    return panel
+
+
+# --- the signal model --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FitReport:
+    """What one fit did: for model_versions and the benchmark."""
+
+    epochs: int  # epochs run
+    best_epoch: int  # the epoch whose weights were kept (lowest validation loss)
+    train_seconds: float
+    train_loss: float
+    validation_loss: float  # BCE of the raw network on the validation sessions
+    calibrated_validation_loss: float
+    warm_started_from: str | None
+    n_fit: int
+    n_validation: int
+
+
+@dataclass(frozen=True)
+class TFTState:
+    """A fitted model's weights and everything its inputs need, as saved in a checkpoint."""
+
+    state_dict: Mapping[str, torch.Tensor]
+    tickers: tuple[str, ...]
+    mean: np.ndarray
+    scale: np.ndarray
+    calibration: tuple[float, float]  # Platt: sigmoid(a * logit + b)
+    variable_importance: tuple[tuple[str, float], ...]
+    report: FitReport
+
+
+@dataclass(frozen=True)
+class TFTSignalModel:
+    """The Temporal Fusion Transformer behind ``TFT_SIGNAL_MODEL=tft`` (see the module doc)."""
+
+    inputs: tuple[str, ...] = ALL_INPUTS
+    encoder_length: int = 60
+    hidden: int = 16
+    heads: int = 2
+    dropout: float = 0.1
+    batch_size: int = 128
+    # A batch is batch_size / chunk_sessions runs of consecutive sessions of one ticker each, so
+    # neighbouring windows share the variable selection of their common sessions.
+    chunk_sessions: int = 32
+    learning_rate: float = 3e-3
+    weight_decay: float = 1e-4
+    max_epochs: int = 6
+    # Fewer epochs when warm-started from the previous version's weights.
+    warm_start_epochs: int = 3
+    patience: int = 2
+    validation_fraction: float = 0.2
+    purge_sessions: int = 10  # the label horizon: fitting labels resolve before validation starts
+    seed: int = 42
+    warm_start: bool = True
+    # Fitted state: the weights in memory, or the checkpoint they are loaded from by path.
+    state: TFTState | None = field(default=None, compare=False, repr=False)
+    checkpoint: str | None = field(default=None, compare=False)
+
+    name = "tft"
+    uses_history = True  # fit/predict read each row's encoder from the snapshot history
+
+    @property
+    def params(self) -> Mapping[str, Any]:
+        skip = {"state", "checkpoint"}
+        return {key: value for key, value in vars(self).items() if key not in skip}
+
+    # -- fitting ----------------------------------------------------------------------------
+
+    def validation_start(self, snapshots: pd.DataFrame) -> pd.Timestamp:
+        """The first session of the validation part ``fit`` keeps out of ``snapshots``: weights to
+        warm-start from must have been trained on labels known before it, or the validation loss
+        and the calibration on it would be in sample."""
+        sessions = np.sort(pd.to_datetime(snapshots["session_date"]).unique())
+        return pd.Timestamp(sessions[int(len(sessions) * (1.0 - self.validation_fraction))])
+
+    def _network(self, n_tickers: int) -> TemporalFusionNet:
+        return TemporalFusionNet(
+            len(self.inputs) + 1, n_tickers, self.hidden, self.heads, self.dropout
+        )
+
+    def fit(
+        self,
+        snapshots: pd.DataFrame,
+        labels: np.ndarray,
+        history: pd.DataFrame | None = None,
+        previous: TFTSignalModel | None = None,
+    ) -> TFTSignalModel:
+        """A fitted copy. ``snapshots`` are the training rows, ``history`` the snapshot frame their
+        encoders are read from (default: the rows themselves); ``previous`` a fitted model to
+        warm-start from (used when ``warm_start``)."""
+        started = time.perf_counter()
+        labels = np.asarray(labels, dtype="float32")
+        if len(np.unique(labels)) < 2:
+            raise ValueError("training labels hold a single class: nothing to learn")
+        history = snapshots if history is None else history
+        rows = snapshots.reset_index(drop=True)
+        raw = model_inputs(rows, self.inputs).to_numpy(dtype="float64")
+        mean = np.nan_to_num(np.nanmean(raw, axis=0)) if len(raw) else np.zeros(raw.shape[1])
+        scale = np.nan_to_num(np.nanstd(raw, axis=0), nan=1.0)
+        scale = np.where(scale > 1e-9, scale, 1.0)
+        panel = build_panel(history, self.inputs, mean, scale, self.encoder_length)
+        ticker_idx, session_idx = panel.locate(rows)
+        tickers = tuple(sorted(rows["ticker"].astype(str).unique()))
+        static = rows["ticker"].astype(str).map({t: i + 1 for i, t in enumerate(tickers)})
+        static = static.to_numpy(dtype="int64")
+
+        # Validation: the latest sessions; the fitting part stops purge_sessions before them.
+        dates = pd.to_datetime(rows["session_date"])
+        sessions = np.sort(dates.unique())
+        cut = int(len(sessions) * (1.0 - self.validation_fraction))
+        validation = (dates >= self.validation_start(rows)).to_numpy()
+        fitting = (dates < sessions[max(cut - self.purge_sessions, 0)]).to_numpy()
+        if len(np.unique(labels[fitting])) < 2 or len(np.unique(labels[validation])) < 2:
+            fitting = validation = np.ones(len(rows), dtype=bool)  # too short to split
+
+        warm = previous if self.warm_start and previous is not None else None
+        epochs = self.warm_start_epochs if warm is not None else self.max_epochs
+        with torch_determinism(self.seed):
+            network = self._network(len(tickers))
+            if warm is not None:
+                _warm_start(network, warm.loaded_state(), tickers)
+            optimizer = torch.optim.AdamW(
+                network.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay
+            )
+            generator = np.random.default_rng(self.seed)
+            chunks = _chunks(np.flatnonzero(fitting), ticker_idx, session_idx, self.chunk_sessions)
+            per_batch = max(1, self.batch_size // self.chunk_sessions)
+            best = (math.inf, 0, None)
+            train_loss = math.nan
+            ran = 0
+            for epoch in range(1, epochs + 1):
+                network.train()
+                order = generator.permutation(len(chunks))
+                total, seen = 0.0, 0
+                for start in range(0, len(order), per_batch):
+                    batch = np.concatenate([chunks[i] for i in order[start : start + per_batch]])
+                    inputs = panel.batch(
+                        ticker_idx[batch], session_idx[batch], static[batch], self.encoder_length
+                    )
+                    logit, _, _ = network(*inputs)
+                    loss = nn.functional.binary_cross_entropy_with_logits(
+                        logit, torch.from_numpy(labels[batch])
+                    )
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    nn.utils.clip_grad_norm_(network.parameters(), 1.0)
+                    optimizer.step()
+                    total += float(loss.detach()) * len(batch)
+                    seen += len(batch)
+                train_loss = total / max(seen, 1)
+                ran = epoch
+                logits = _logits(network, panel, ticker_idx, session_idx, static, validation, self)
+                val_loss = _bce(logits, labels[validation])
+                if val_loss < best[0] - 1e-6:
+                    best = (val_loss, epoch, _copy_state(network))
+                elif epoch - best[1] >= self.patience:
+                    break
+            network.load_state_dict(best[2])
+            logits = _logits(network, panel, ticker_idx, session_idx, static, validation, self)
+            a, b = _platt(logits, labels[validation])
+            importance = _variable_importance(
+                network, panel, ticker_idx, session_idx, static, fitting, self
+            )
+        names = (*self.inputs, PRESENT)
+        report = FitReport(
+            epochs=ran,
+            best_epoch=best[1],
+            train_seconds=round(time.perf_counter() - started, 3),
+            train_loss=float(train_loss),
+            validation_loss=float(best[0]),
+            calibrated_validation_loss=_bce(a * logits + b, labels[validation]),
+            warm_started_from=warm.checkpoint if warm is not None else None,
+            n_fit=int(fitting.sum()),
+            n_validation=int(validation.sum()),
+        )
+        state = TFTState(
+            state_dict=_copy_state(network),
+            tickers=tickers,
+            mean=mean,
+            scale=scale,
+            calibration=(a, b),
+            variable_importance=tuple(zip(names, (float(v) for v in importance), strict=True)),
+            report=report,
+        )
+        return replace(self, state=state, checkpoint=None)
+
+    # -- scoring ----------------------------------------------------------------------------
+
+    def loaded_state(self) -> TFTState:
+        if self.state is not None:
+            return self.state
+        if self.checkpoint is None:
+            raise RuntimeError("tft is not fitted: call fit() first")
+        return load_state(self.checkpoint)
+
+    def _scores(
+        self, snapshots: pd.DataFrame, history: pd.DataFrame | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        state = self.loaded_state()
+        history = snapshots if history is None else history
+        rows = snapshots.reset_index(drop=True)
+        panel = build_panel(history, self.inputs, state.mean, state.scale, self.encoder_length)
+        ticker_idx, session_idx = panel.locate(rows)
+        static = rows["ticker"].astype(str).map({t: i + 1 for i, t in enumerate(state.tickers)})
+        static = static.fillna(0).to_numpy(dtype="int64")
+        with torch_determinism(self.seed):
+            network = self._network(len(state.tickers))
+            network.load_state_dict(state.state_dict)
+            every = np.ones(len(rows), dtype=bool)
+            logits, attention = _logits(
+                network, panel, ticker_idx, session_idx, static, every, self, attention=True
+            )
+        a, b = state.calibration
+        return 1.0 / (1.0 + np.exp(-(a * logits + b))), attention
+
+    def predict_proba(
+        self, snapshots: pd.DataFrame, history: pd.DataFrame | None = None
+    ) -> np.ndarray:
+        """Calibrated P(target before stop) for snapshot rows, each row's encoder read from
+        ``history`` (default: the rows themselves)."""
+        if len(snapshots) == 0:
+            return np.empty(0)
+        return self._scores(snapshots, history)[0]
+
+    def attention(self, snapshots: pd.DataFrame, history: pd.DataFrame | None = None) -> np.ndarray:
+        """[row, encoder step] attention of each row's decision over its past sessions (the last
+        column is the row's own session; each row sums to 1)."""
+        if len(snapshots) == 0:
+            return np.empty((0, self.encoder_length))
+        return self._scores(snapshots, history)[1]
+
+    @property
+    def variable_importance(self) -> pd.DataFrame:
+        """Mean variable-selection weight of each input over the training rows (sums to 1)."""
+        state = self.loaded_state()
+        frame = pd.DataFrame(list(state.variable_importance), columns=["variable", "importance"])
+        return frame.sort_values("importance", ascending=False, ignore_index=True)
+
+    @property
+    def fit_report(self) -> FitReport:
+        return self.loaded_state().report
+
+    # -- checkpoints ------------------------------------------------------------------------
+
+    def save(self, path: str | Path) -> TFTSignalModel:
+        """Write the checkpoint to ``path``; the copy returned loads its weights from there."""
+        state = self.loaded_state()
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        buffer = io.BytesIO()
+        torch.save(
+            {
+                "params": dict(self.params),
+                "state_dict": dict(state.state_dict),
+                "tickers": list(state.tickers),
+                "mean": state.mean.tolist(),
+                "scale": state.scale.tolist(),
+                "calibration": list(state.calibration),
+                "variable_importance": [list(item) for item in state.variable_importance],
+                "report": vars(state.report),
+            },
+            buffer,
+        )
+        temporary = path.with_suffix(".tmp")
+        temporary.write_bytes(buffer.getvalue())
+        temporary.replace(path)
+        return replace(self, state=None, checkpoint=str(path))
+
+    @classmethod
+    def load(cls, path: str | Path) -> TFTSignalModel:
+        """The fitted model of a checkpoint written by ``save``."""
+        stored = torch.load(Path(path), map_location="cpu", weights_only=False)
+        params = dict(stored["params"])
+        params["inputs"] = tuple(params["inputs"])
+        return cls(**params, checkpoint=str(path))
+
+    def __getstate__(self) -> dict:
+        # A pickled fitted model (the TrainedModel artifact) keeps the path, not the weights.
+        state = dict(vars(self))
+        if state.get("checkpoint") is not None:
+            state["state"] = None
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        for key, value in state.items():
+            object.__setattr__(self, key, value)
+
+
+_STATE_CACHE: dict[str, TFTState] = {}
+
+
+def load_state(path: str | Path) -> TFTState:
+    """The state in a checkpoint (cached per path: a checkpoint is never rewritten)."""
+    key = str(path)
+    if key not in _STATE_CACHE:
+        stored = torch.load(Path(path), map_location="cpu", weights_only=False)
+        _STATE_CACHE[key] = TFTState(
+            state_dict=stored["state_dict"],
+            tickers=tuple(stored["tickers"]),
+            mean=np.asarray(stored["mean"], dtype="float64"),
+            scale=np.asarray(stored["scale"], dtype="float64"),
+            calibration=tuple(stored["calibration"]),
+            variable_importance=tuple(
+                (str(name), float(value)) for name, value in stored["variable_importance"]
+            ),
+            report=FitReport(**stored["report"]),
+        )
+    return _STATE_CACHE[key]
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+
+def _copy_state(network: nn.Module) -> dict[str, torch.Tensor]:
+    return {name: tensor.detach().clone() for name, tensor in network.state_dict().items()}
+
+
+def _warm_start(network: TemporalFusionNet, previous: TFTState, tickers: tuple[str, ...]) -> None:
+    """Start from the previous version's weights; ticker embeddings matched by ticker name."""
+    state = dict(previous.state_dict)
+    old = state.pop("ticker.weight")
+    own = network.state_dict()
+    if any(own[name].shape != tensor.shape for name, tensor in state.items()):
+        return  # another architecture: a cold start
+    embedding = own["ticker.weight"].clone()
+    old_rows = {ticker: i + 1 for i, ticker in enumerate(previous.tickers)}
+    embedding[0] = old[0]
+    for i, ticker in enumerate(tickers):
+        if ticker in old_rows:
+            embedding[i + 1] = old[old_rows[ticker]]
+    network.load_state_dict({**state, "ticker.weight": embedding})
+
+
+def _chunks(
+    rows: np.ndarray, ticker_idx: np.ndarray, session_idx: np.ndarray, size: int
+) -> list[np.ndarray]:
+    """``rows`` in runs of up to ``size`` consecutive sessions of one ticker."""
+    ordered = rows[np.lexsort((session_idx[rows], ticker_idx[rows]))]
+    chunks: list[np.ndarray] = []
+    if not len(ordered):
+        return chunks
+    ticker = ticker_idx[ordered]
+    breaks = np.flatnonzero(np.diff(ticker) != 0) + 1
+    for run in np.split(ordered, breaks):
+        chunks.extend(run[start : start + size] for start in range(0, len(run), size))
+    return chunks
+
+
+def _batches(
+    mask: np.ndarray, ticker_idx: np.ndarray, session_idx: np.ndarray, size: int
+) -> Iterator[np.ndarray]:
+    # Rows in (ticker, session) order, so the windows of a batch share most of their sessions.
+    rows = np.flatnonzero(mask)
+    rows = rows[np.lexsort((session_idx[rows], ticker_idx[rows]))]
+    for start in range(0, len(rows), size):
+        yield rows[start : start + size]
+
+
+def _logits(network, panel, ticker_idx, session_idx, static, mask, model, attention=False):
+    """Logits (and attention) of the ``mask`` rows, in row order."""
+    network.eval()
+    logits = np.zeros(len(mask))
+    attentions = np.zeros((len(mask), model.encoder_length))
+    with torch.no_grad():
+        for batch in _batches(mask, ticker_idx, session_idx, 512):
+            inputs = panel.batch(
+                ticker_idx[batch], session_idx[batch], static[batch], model.encoder_length
+            )
+            logit, _, weights = network(*inputs)
+            logits[batch] = logit.numpy()
+            attentions[batch] = weights.numpy()
+    if attention:
+        return logits[mask], attentions[mask]
+    return logits[mask]
+
+
+def _variable_importance(network, panel, ticker_idx, session_idx, static, mask, model):
+    """Mean variable-selection weight per input over the sessions of the rows."""
+    network.eval()
+    rows = np.flatnonzero(mask)
+    total = np.zeros(len(model.inputs) + 1)
+    with torch.no_grad():
+        for start in range(0, len(rows), 4096):
+            batch = rows[start : start + 4096]
+            values = panel.values[ticker_idx[batch], session_idx[batch]]
+            _, weights = network.select(torch.from_numpy(values), torch.from_numpy(static[batch]))
+            total += weights.sum(dim=0).numpy().astype("float64")
+    return total / total.sum() if total.sum() > 0 else total
+
+
+def _bce(logits: np.ndarray, labels: np.ndarray) -> float:
+    if len(labels) == 0:
+        return math.nan
+    logits = np.asarray(logits, dtype="float64")
+    labels = np.asarray(labels, dtype="float64")
+    # log(1 + e^x) - y x, computed stably.
+    return float(np.mean(np.logaddexp(0.0, logits) - labels * logits))
+
+
+def _platt(logits: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+    """Platt scaling: (a, b) minimizing the log loss of sigmoid(a * logit + b) (Newton's method)."""
+    x = np.asarray(logits, dtype="float64")
+    y = np.asarray(labels, dtype="float64")
+    if len(np.unique(y)) < 2:
+        return 1.0, 0.0
+    a, b = 1.0, 0.0
+    for _ in range(50):
+        p = 1.0 / (1.0 + np.exp(-(a * x + b)))
+        w = p * (1.0 - p) + 1e-9
+        gradient = np.array([np.sum((p - y) * x), np.sum(p - y)])
+        hessian = np.array([[np.sum(w * x * x), np.sum(w * x)], [np.sum(w * x), np.sum(w)]])
+        hessian += np.eye(2) * 1e-6
+        step = np.linalg.solve(hessian, gradient)
+        a, b = a - step[0], b - step[1]
+        if np.max(np.abs(step)) < 1e-9:
+            break
+    return float(a), float(b)
