@@ -60,6 +60,7 @@ def is_removed_text(texts: pd.Series) -> pd.Series:
     """True where a text is one of Reddit's placeholders (``[deleted]``, ``[removed]``)."""
     return text_state_of(texts) != "present"
 
+
 RAW_PRICE_COLUMNS: dict[str, str] = {
     "ticker": "object",
     "session_date": "datetime64[ns]",
