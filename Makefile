@@ -42,7 +42,7 @@ $(CURDIR)/.tools/bin/uv:
 	@touch $@
 
 .venv/.installed-dev: pyproject.toml uv.lock | $(UV)
-	$(UV) sync --frozen --extra dev
+	$(UV) sync --frozen --extra dev --extra celery
 	@touch $@ .venv/.installed
 
 install: .venv/.installed ## install the locked dependencies

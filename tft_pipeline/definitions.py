@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dagster import Definitions, EnvVar, in_process_executor
+from dagster import Definitions, EnvVar
 
 from tft_pipeline.defs.assets.clean import clean_assets
 from tft_pipeline.defs.assets.export import export_assets
@@ -18,6 +18,7 @@ from tft_pipeline.defs.checks import (
     warehouse_freshness_job,
     warehouse_freshness_schedule,
 )
+from tft_pipeline.defs.executors import job_executor
 from tft_pipeline.defs.io_manager import WarehouseIOManager
 from tft_pipeline.defs.jobs import daily_session_chain
 from tft_pipeline.defs.partitions import trading_session_partitions
@@ -93,9 +94,10 @@ def build_definitions(settings: Settings) -> Definitions:
         asset_checks=[latest_closed_session_loaded],
         jobs=[daily_session_chain, warehouse_freshness_job],
         # Every job, the implicit asset job of `dagster asset materialize` and UI launches included,
-        # runs its steps in the run's own process: steps are short and share one DuckDB writer, and
-        # a process start per step costs more than the step.
-        executor=in_process_executor,
+        # runs its steps in the run's own process by default: steps are short and share one DuckDB
+        # writer, and a process start per step costs more than the step. TFT_EXECUTOR=celery runs
+        # them on Celery workers instead (defs/executors.py; docs/deploy.md).
+        executor=job_executor(settings),
         schedules=[daily_session_schedule, warehouse_freshness_schedule],
         sensors=[run_failure_alert_sensor(settings)],
         resources={

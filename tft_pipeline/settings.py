@@ -55,6 +55,13 @@ class FillAt(str, Enum):
     CLOSE = FILL_CLOSE  # market-on-close, at the signal's entry (the session's close)
 
 
+class ExecutorKind(str, Enum):
+    """Which Dagster executor runs the steps of a run."""
+
+    IN_PROCESS = "in_process"  # every step in the run's own process, one after another (default)
+    CELERY = "celery"  # dagster-celery: each step a Celery task on the workers (extra `celery`)
+
+
 class SettingsError(ValueError):
     """A configuration value is wrong; the message names the variable and what is allowed."""
 
@@ -142,6 +149,21 @@ class Settings(BaseSettings):
 
     failure_webhook_url: str | None = Field(default=None, alias="TFT_FAILURE_WEBHOOK_URL")
 
+    # The executor of every job; celery needs the extra `celery` and workers (docs/deploy.md).
+    executor: ExecutorKind = Field(default=ExecutorKind.IN_PROCESS, alias="TFT_EXECUTOR")
+    # Celery's broker and result backend (redis://[:password@]host:port/db); secrets, as URLs may
+    # hold a password: never logged or shown.
+    celery_broker: SecretStr = Field(
+        default=SecretStr("redis://127.0.0.1:6379/0"), alias="TFT_CELERY_BROKER"
+    )
+    celery_backend: SecretStr = Field(
+        default=SecretStr("redis://127.0.0.1:6379/0"), alias="TFT_CELERY_BACKEND"
+    )
+    # The Celery queue the steps go to; workers listen on it (-Q). One per deployment sharing a broker.
+    celery_queue: str = Field(
+        default="dagster", pattern=r"^[A-Za-z0-9_.-]{1,64}$", alias="TFT_CELERY_QUEUE"
+    )
+
     initial_equity: float = Field(
         default=100_000.0, gt=0.0, allow_inf_nan=False, alias="TFT_INITIAL_EQUITY"
     )
@@ -186,6 +208,34 @@ class Settings(BaseSettings):
                 f"got {', '.join(not_variables)}"
             )
         return RiskLimits.from_env(value)
+
+    @field_validator("executor", mode="before")
+    @classmethod
+    def _executor_text(cls, value: Any) -> Any:
+        return value.strip().lower().replace("-", "_") if isinstance(value, str) else value
+
+    @field_validator("celery_broker", "celery_backend")
+    @classmethod
+    def _celery_url(cls, value: SecretStr) -> SecretStr:
+        scheme = value.get_secret_value().partition("://")[0]
+        if scheme not in ("redis", "rediss", "amqp", "amqps", "pyamqp", "sentinel"):
+            raise ValueError(
+                "expected a URL such as redis://127.0.0.1:6379/0 (redis, rediss, amqp, pyamqp, "
+                "sentinel)"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _celery_installed(self) -> Settings:
+        if self.executor is ExecutorKind.CELERY:
+            import importlib.util
+
+            if importlib.util.find_spec("dagster_celery") is None:
+                raise ValueError(
+                    "TFT_EXECUTOR=celery needs dagster-celery: `uv sync --extra celery` "
+                    "(make install-dev has it)"
+                )
+        return self
 
     @field_validator("fill_at", mode="before")
     @classmethod
@@ -292,7 +342,8 @@ def _describe(error: ValidationError) -> str:
         message = item["msg"].removeprefix("Value error, ")
         if item["type"] == "enum":
             message = f"allowed values are {item['ctx']['expected']}"
-        secret = "SECRET" in variable or "PASSWORD" in variable
+        # Celery URLs may carry a password (redis://:password@host): never echoed either.
+        secret = any(word in variable for word in ("SECRET", "PASSWORD", "CELERY_"))
         shown = "" if secret or isinstance(given, dict) or given is None else f"={given!r}"
         if item["type"].startswith("date"):
             message += " (expected a date such as 2024-01-02)"

@@ -160,6 +160,54 @@ def postgres_env(database: str) -> dict[str, str]:
     }
 
 
+# --- Redis (the Celery broker and result backend) -------------------------------------------------
+
+REDIS_HOST = os.environ.get("TFT_TEST_REDIS_HOST", "127.0.0.1")
+REDIS_PORT = int(os.environ.get("TFT_TEST_REDIS_PORT", "6379"))
+# A database number of the tests' own: they flush it before and after, and only it.
+REDIS_DB = int(os.environ.get("TFT_TEST_REDIS_DB", "13"))
+
+
+def redis_url() -> str:
+    return f"redis://{REDIS_HOST}:{REDIS_PORT}/{REDIS_DB}"
+
+
+def redis_unavailable_reason() -> str | None:
+    """Why the Redis server cannot be used (None when it can)."""
+    try:
+        import redis
+    except ImportError as error:
+        return f"the redis client is not installed (extra `celery`): {error}"
+    try:
+        client = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=REDIS_DB, socket_connect_timeout=3)
+        client.ping()
+        client.close()
+    except redis.RedisError as error:
+        return f"no Redis server at {REDIS_HOST}:{REDIS_PORT}: {error}"
+    return None
+
+
+def require_redis() -> None:
+    """Skip without a server; under CI (CI=true) a missing server fails the test instead."""
+    import pytest
+
+    reason = redis_unavailable_reason()
+    if reason is None:
+        return
+    if os.environ.get("CI", "").strip().lower() in ("true", "1", "yes"):
+        pytest.fail(f"CI needs the Redis server: {reason}", pytrace=False)
+    pytest.skip(f"{reason} (set TFT_TEST_REDIS_HOST/PORT; under CI=true this fails)")
+
+
+def flush_redis_db() -> None:
+    """Empty the tests' own Redis database (FLUSHDB on it alone, never FLUSHALL)."""
+    import redis
+
+    client = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=REDIS_DB, socket_connect_timeout=3)
+    client.flushdb()
+    client.close()
+
+
 # --- Dagster homes and processes ------------------------------------------------------------------
 
 

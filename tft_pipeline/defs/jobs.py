@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dagster import AssetSelection, define_asset_job, in_process_executor
+from dagster import AssetSelection, define_asset_job
 
 DAILY_JOB_NAME = "daily_session_chain"
 
@@ -11,7 +11,8 @@ daily_session_chain = define_asset_job(
     name=DAILY_JOB_NAME,
     selection=AssetSelection.all(),
     description="Scrape, validate, build features, score, risk-check and book one NYSE session.",
-    # One DuckDB writer and small steps: running them in the run's own process, one after another,
-    # avoids a process start per step. The warehouse pool queues steps of other runs.
-    executor_def=in_process_executor,
+    # No executor of its own: the code location's (TFT_EXECUTOR, tft_pipeline.defs.executors).
+    # By default the in-process one: one DuckDB writer and small steps, so running them in the
+    # run's own process, one after another, avoids a process start per step; with
+    # TFT_EXECUTOR=celery, Dagster's Celery executor. The warehouse pool queues steps either way.
 )
