@@ -62,6 +62,27 @@ class ExecutorKind(str, Enum):
     CELERY = "celery"  # dagster-celery: each step a Celery task on the workers (extra `celery`)
 
 
+class SignalModelName(str, Enum):
+    """Which walk-forward model scores the sessions (TFT_SIGNAL_MODEL)."""
+
+    BASELINE = "baseline"  # the logistic baseline (tft_pipeline.model.baseline)
+    TFT = "tft"  # the Temporal Fusion Transformer (tft_pipeline.model.tft; the optional extra)
+
+
+# What installs the optional deep-learning stack; the startup error names both.
+TFT_INSTALL_HINT = (
+    "run `make install-tft` (torch in .venv-tft, which make run/dev/report then use) "
+    "or `uv sync --extra tft` (into the current venv)"
+)
+
+
+def tft_extra_missing() -> str | None:
+    """None when the TFT's extra (torch) can be imported here, else what is missing."""
+    import importlib.util
+
+    return None if importlib.util.find_spec("torch") is not None else "torch"
+
+
 class SettingsError(ValueError):
     """A configuration value is wrong; the message names the variable and what is allowed."""
 
@@ -178,6 +199,10 @@ class Settings(BaseSettings):
     )
     # next_open: orders decided at a session's close fill at the next open; close: at that close.
     fill_at: FillAt = Field(default=FillAt.NEXT_OPEN, alias="TFT_FILL_AT")
+    # baseline: the logistic baseline; tft: the Temporal Fusion Transformer (the `tft` extra).
+    signal_model: SignalModelName = Field(
+        default=SignalModelName.BASELINE, alias="TFT_SIGNAL_MODEL"
+    )
     risk_limits: RiskLimits = Field(default_factory=RiskLimits, alias=RISK_LIMITS_ALIAS)
 
     @classmethod
@@ -241,6 +266,23 @@ class Settings(BaseSettings):
     @classmethod
     def _fill_at_text(cls, value: Any) -> Any:
         return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("signal_model", mode="before")
+    @classmethod
+    def _signal_model_text(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("signal_model")
+    @classmethod
+    def _tft_needs_its_extra(cls, value: SignalModelName) -> SignalModelName:
+        missing = tft_extra_missing() if value is SignalModelName.TFT else None
+        if missing:
+            raise ValueError(
+                f"the Temporal Fusion Transformer needs the optional extra `tft` ({missing} is not "
+                f"installed in this environment): {TFT_INSTALL_HINT}; or set "
+                "TFT_SIGNAL_MODEL=baseline"
+            )
+        return value
 
     @field_validator("tickers", mode="before")
     @classmethod
