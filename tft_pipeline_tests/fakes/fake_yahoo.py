@@ -377,7 +377,9 @@ class _InMemoryTzCache:
         self._zones[key] = value
 
 
-_YAHOO_HOST = re.compile(r"^https://[a-z0-9.-]*yahoo\.com")
+# Yahoo's hosts, or a fake's on 127.0.0.1: so a second pointing_yfinance_at inside a first one
+# (a test's own fake while a module's shared run still holds its own) repoints yfinance too.
+_YAHOO_HOST = re.compile(r"^(?:https://[a-z0-9.-]*yahoo\.com|http://127\.0\.0\.1:\d+)")
 
 
 @contextmanager
