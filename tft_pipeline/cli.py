@@ -7,7 +7,8 @@ import argparse
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import pandas as pd
 from rich.console import Console
@@ -25,9 +26,14 @@ def _materialize_range(sessions: pd.DatetimeIndex, console: Console) -> str:
     from tft_pipeline.defs.run_tags import TRIGGER, range_tags
 
     first, last = partition_key_of(sessions[0]), partition_key_of(sessions[-1])
+    # One ASSET_MATERIALIZATION_PLANNED event per asset for the range instead of one per asset
+    # and session (Dagster's documented switch; 21,250 fewer events for five years). Its cost: a
+    # failed run leaves its sessions "missing" rather than "failed" in the UI (README, Backfilling
+    # years).
+    os.environ.setdefault("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", "1")
     instance = DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else DagsterInstance.ephemeral()
     job = defs.resolve_job_def(DAILY_JOB_NAME)
-    with console.status(f"materializing {len(sessions)} sessions {first} .. {last} as one run"):
+    with _progress_bar(console, f"{len(sessions)} sessions {first}..{last}"):
         result = job.execute_in_process(
             instance=instance,
             tags={**range_tags(first, last), TRIGGER: "make run"},
@@ -40,6 +46,41 @@ def _materialize_range(sessions: pd.DatetimeIndex, console: Console) -> str:
             console.print(f"[red]step {event.step_key} failed:[/red] {error.message.strip() if error else ''}")
         raise SystemExit(1)
     return result.run_id
+
+
+@contextmanager
+def _progress_bar(console: Console, what: str) -> Iterator[None]:
+    """A bar of the run's steps (each writes every session of the range), with the step that
+    finished last and the ETA the run's log states (``tft_pipeline.progress``)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from tft_pipeline.progress import RUN_PROGRESS, format_duration
+
+    columns = (
+        TextColumn("[bold]materializing[/bold] {task.fields[what]}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("steps"),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[note]}"),
+    )
+    with Progress(*columns, console=console, transient=False) as bar:
+        task = bar.add_task("run", total=None, what=what, note="starting")
+
+        def update(progress) -> None:
+            eta = "" if progress.eta_seconds is None else f", ETA {format_duration(progress.eta_seconds)}"
+            bar.update(
+                task,
+                total=progress.steps_total,
+                completed=progress.steps_done,
+                note=f"{progress.label} {progress.sessions_done:,}/{progress.sessions_total:,}{eta}",
+            )
+
+        unsubscribe = RUN_PROGRESS.subscribe(update)
+        try:
+            yield
+        finally:
+            unsubscribe()
 
 
 def run(sessions: int, console: Console) -> None:

@@ -279,6 +279,8 @@ def live_world(base_dir: Path) -> Iterator[LiveWorld]:
             patch.setenv(name, value)
         # The instance `make dev` runs on: the shipped SQLite config in a DAGSTER_HOME of our own.
         shutil.copy(SHIPPED_INSTANCE_CONFIG, instance_dir / "dagster.yaml")
+        # The shipped config locates its event logs under $DAGSTER_HOME (defs/sqlite_event_log.py).
+        patch.setenv("DAGSTER_HOME", str(instance_dir))
         with DagsterInstance.from_config(str(instance_dir)) as instance:
             yield LiveWorld(
                 reddit, yahoo, instance, instance_dir, warehouse_dir, fake_time, dagster_delays

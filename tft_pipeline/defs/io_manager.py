@@ -12,6 +12,7 @@ from dagster import (
     AssetKey,
     AssetOut,
     ConfigurableIOManager,
+    DagsterInvariantViolationError,
     InputContext,
     MetadataValue,
     OutputContext,
@@ -22,6 +23,7 @@ from dagster import (
 )
 
 from tft_pipeline.defs.constants import SINGLE_RUN, WAREHOUSE_POOL
+from tft_pipeline.defs.progress import report_step_progress
 from tft_pipeline.warehouse import PARTITION_COLUMN, Warehouse
 
 
@@ -110,9 +112,17 @@ class WarehouseIOManager(ConfigurableIOManager):
             if len(sessions) == 1:
                 metadata["dagster/row_count"] = MetadataValue.int(rows)
         else:
+            sessions = []
             rows = warehouse.replace_table(table, obj)
             metadata["dagster/row_count"] = MetadataValue.int(rows)
         context.add_output_metadata(metadata)
+        # One line per step in the run's log: sessions written, steps done of the run's, ETA.
+        try:
+            step_context = context.step_context
+        except DagsterInvariantViolationError:  # a context built outside a run (tests)
+            step_context = None
+        if step_context is not None:
+            report_step_progress(step_context, table, list(sessions))
 
     def load_input(self, context: InputContext) -> pd.DataFrame:
         upstream = context.upstream_output

@@ -11,6 +11,7 @@ from dagster import (
 )
 
 from tft_pipeline.defs.constants import SINGLE_RUN, WAREHOUSE_POOL
+from tft_pipeline.defs.progress import report_step_progress
 from tft_pipeline.defs.resources import WarehouseResource
 
 EXPORTED_TABLES = (
@@ -40,6 +41,7 @@ def export_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
         store = warehouse.warehouse()
         sessions = context.partition_keys
         files = {table: store.export_parquet(table, warehouse.export_dir, sessions) for table in EXPORTED_TABLES}
+        report_step_progress(context.get_step_execution_context(), "export/clean_parquet", list(sessions))
         return MaterializeResult(
             metadata={
                 "export_dir": MetadataValue.path(str(warehouse.export_dir)),
