@@ -50,13 +50,13 @@ install: .venv/.installed ## install the locked dependencies
 install-dev: .venv/.installed-dev ## install with the dev extras
 
 $(TFT_VENV)/.installed: pyproject.toml uv.lock | $(UV)
-	UV_PROJECT_ENVIRONMENT=$(TFT_VENV) $(UV) sync --frozen --inexact --extra dev --extra tft
+	UV_PROJECT_ENVIRONMENT=$(TFT_VENV) $(UV) sync --frozen --inexact --extra dev --extra celery --extra tft
 	@touch $@
 
 install-tft: $(TFT_VENV)/.installed ## the TFT's stack (CPU torch) in .venv-tft, beside .venv
 
 $(TFT_VENV)/.installed-reference: $(TFT_VENV)/.installed
-	UV_PROJECT_ENVIRONMENT=$(TFT_VENV) $(UV) sync --frozen --inexact --extra dev --extra tft --extra tft-reference
+	UV_PROJECT_ENVIRONMENT=$(TFT_VENV) $(UV) sync --frozen --inexact --extra dev --extra celery --extra tft --extra tft-reference
 	@touch $@
 
 $(DAGSTER_HOME)/dagster.yaml: | $(RUN_INSTALL)

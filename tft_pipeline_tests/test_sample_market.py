@@ -987,7 +987,9 @@ def test_validation_rules_recover_the_true_chatter_from_the_dirt(
 
     recovered_comments = latest_valid(comments, ["comment_id"], nonblank(comments["body"]))
     true_comments = clean_comments.sort_values("comment_id").reset_index(drop=True)
+    # A duplicate fetch is a later fetch: its score, fetch time and fetch lag are the later ones.
+    as_of_fetch = ["score", "fetched_at", "fetch_lag_hours"]
     pd.testing.assert_frame_equal(
-        recovered_comments.drop(columns=["score", "fetched_at"]),
-        true_comments.drop(columns=["score", "fetched_at"]),
+        recovered_comments.drop(columns=as_of_fetch), true_comments.drop(columns=as_of_fetch)
     )
+    assert (recovered_comments["fetch_lag_hours"] >= true_comments["fetch_lag_hours"]).all()

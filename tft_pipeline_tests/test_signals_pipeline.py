@@ -126,7 +126,13 @@ def test_daily_runs_after_a_backfill_give_the_same_tables(traded, tmp_path):
     for day in ["2024-03-26", "2024-03-27", "2024-03-28"]:
         assert daily.run(day).success
     for table in SIGNAL_TABLES:
-        pd.testing.assert_frame_equal(ordered(daily.table(table)), ordered(traded.table(table)), obj=table)
+        # training_seconds is a measured wall time: the copied warehouse has no stored model
+        # versions (data/models stays with the original), so the daily runs fit them again.
+        daily_rows, traded_rows = (
+            frame.drop(columns=["training_seconds"], errors="ignore")
+            for frame in (daily.table(table), traded.table(table))
+        )
+        pd.testing.assert_frame_equal(ordered(daily_rows), ordered(traded_rows), obj=table)
 
 
 def test_backtest_report_carries_a_plot(traded):

@@ -307,9 +307,9 @@ class TFTSignalModel:
     chunk_sessions: int = 32
     learning_rate: float = 3e-3
     weight_decay: float = 1e-4
-    max_epochs: int = 6
+    max_epochs: int = 4
     # Fewer epochs when warm-started from the previous version's weights.
-    warm_start_epochs: int = 3
+    warm_start_epochs: int = 2
     patience: int = 2
     validation_fraction: float = 0.2
     purge_sessions: int = 10  # the label horizon: fitting labels resolve before validation starts

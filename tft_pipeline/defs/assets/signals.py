@@ -276,7 +276,9 @@ def _signal_assets(
             store, CORPORATE_ACTIONS_TABLE, first, last, TRAINING_HISTORY_SESSIONS
         )
         models = Path(warehouse.path).parent / "models"
-        store_of_models = ModelStore(models) if sequence_model else None
+        # Every version is kept (content-addressed): a re-run loads it instead of fitting it
+        # again, so the same run twice leaves the same rows, training_seconds included.
+        store_of_models = ModelStore(models)
         earlier = _earlier_versions(store, first, model.name, models) if sequence_model else []
         result = walk_forward(
             snapshots,
