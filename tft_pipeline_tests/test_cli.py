@@ -43,6 +43,10 @@ def test_run_materializes_the_latest_sessions_and_prints_the_report(tmp_path):
     for table in ("raw.price_history", "clean.price_history", "clean.rejected_rows", "signals.risk_decisions", "portfolio.equity"):
         assert table in out
     assert "Rejected raw rows by reason" in out
+    # The terminal shows the steps' progress, not Dagster's per-event DEBUG stream.
+    terminal = out + result.stderr
+    assert "progress: step 15/15" in terminal
+    assert " - DEBUG - " not in terminal and "ASSET_MATERIALIZATION" not in terminal
     # Three sessions are too few to train the walk-forward model: the report says why, no crash.
     assert "No trading signal yet" in out
     # The run is in the instance's history (make dev shows it).
