@@ -414,6 +414,40 @@ def test_fractional_shares_are_paid_out_as_cash_in_lieu():
     )
 
 
+def test_a_reverse_split_that_leaves_no_whole_share_closes_the_position_as_cash_in_lieu():
+    after = CLOSE_BEFORE * 10  # 1-for-10: the bars after the split are ten times higher
+    prices = ledger_market()
+    prices.loc[prices["session_date"] >= SPLIT_DAY, ["open", "high", "low", "close"]] = [
+        after,
+        after + 10,
+        after - 10,
+        after,
+    ]
+    limits = RiskLimits(min_confidence=0.5, max_position_fraction=0.025)  # 5 shares at 500
+    booked = run_paper_portfolio(
+        aapl_signal(),
+        prices,
+        LEDGER_DAYS,
+        RiskManager(limits),
+        config=FRICTIONLESS,
+        actions=actions(("AAPL", SPLIT_DAY, 0.1, 0.0)),
+    )
+    assert len(booked.positions) == 1
+    position = booked.positions.iloc[0]
+    # 5 × 0.1 = half a share: nothing whole is left, all of it is paid at the last close in
+    # new units, and the position closes on the ex-date with that as its exit.
+    assert position["exit_reason"] == "cash_in_lieu"
+    assert position["closed_on"] == SPLIT_DAY
+    assert position["exit_price"] == pytest.approx(CLOSE_BEFORE * 10)
+    assert position["pnl"] == pytest.approx(0.5 * (CLOSE_BEFORE * 10 - 500 * 10))
+    assert position["pnl"] == pytest.approx(position["split_fraction_pnl"])
+    # Cash in lieu is the position's value at the last close: equity does not move on the split,
+    # and no share is held (or marked) afterwards.
+    equity = booked.equity.set_index("session_date")
+    assert equity.loc[SPLIT_DAY, "equity"] == pytest.approx(equity.loc[BEFORE_SPLIT, "equity"])
+    assert equity.loc[LEDGER_DAYS[-1], "equity"] == pytest.approx(equity.loc[SPLIT_DAY, "equity"])
+
+
 def flat_market(tickers, days) -> pd.DataFrame:
     """Bars that stay at 500 (high 502, low 498): no barrier is ever touched."""
     index = pd.MultiIndex.from_product([tickers, days], names=["ticker", "session_date"])
