@@ -99,28 +99,39 @@ class WarehouseIOManager(ConfigurableIOManager):
             )
         table = table_name(context.asset_key.path)
         warehouse = self._warehouse()
+        schema = _table_schema(obj)
         metadata = {
             "dagster/relation_identifier": MetadataValue.text(f"warehouse.{table}"),
-            "dagster/column_schema": _table_schema(obj),
+            "dagster/column_schema": schema,
             "table": MetadataValue.text(table),
         }
+        try:
+            step_context = context.step_context
+        except DagsterInvariantViolationError:  # a context built outside a run (tests)
+            step_context = None
         if context.has_asset_partitions:
             # Output metadata lands on every partition of a range run: the row count of each
             # session is the asset's to give (defs.metadata.describe_each_session), not the range's.
-            sessions = context.asset_partition_keys
+            sessions = sorted(context.asset_partition_keys)
             rows = warehouse.replace_partitions(table, obj, sessions)
             if len(sessions) == 1:
                 metadata["dagster/row_count"] = MetadataValue.int(rows)
+            elif step_context is not None:
+                # The column schema on the range's latest session only (its event is the asset's
+                # latest, which the UI's schema view reads): copied to every session it was most
+                # of a range run's event bytes, serialized twice per event.
+                del metadata["dagster/column_schema"]
+                step_context.add_asset_metadata(
+                    {"dagster/column_schema": schema},
+                    asset_key=context.asset_key,
+                    partition_key=sessions[-1],
+                )
         else:
             sessions = []
             rows = warehouse.replace_table(table, obj)
             metadata["dagster/row_count"] = MetadataValue.int(rows)
         context.add_output_metadata(metadata)
         # One line per step in the run's log: sessions written, steps done of the run's, ETA.
-        try:
-            step_context = context.step_context
-        except DagsterInvariantViolationError:  # a context built outside a run (tests)
-            step_context = None
         if step_context is not None:
             report_step_progress(step_context, table, list(sessions))
 

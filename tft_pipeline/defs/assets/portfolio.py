@@ -54,6 +54,27 @@ def _calibration_metadata(store, positions: pd.DataFrame) -> dict:
     return metadata
 
 
+def _decision_counts(store, first, last) -> tuple[int, int, str | None]:
+    """Signals judged, sessions with signals and the most frequent rejection reason (None: no
+    rejection) of ``signals.risk_decisions`` from ``first`` through ``last``."""
+    if not store.table_exists("signals.risk_decisions"):
+        return 0, 0, None
+    bounds = [pd.Timestamp(first).date(), pd.Timestamp(last).date()]
+    counts = store.query(
+        "SELECT count(*) AS judged, count(DISTINCT session_date) AS scored "
+        "FROM signals.risk_decisions WHERE session_date BETWEEN ?::DATE AND ?::DATE",
+        bounds,
+    )
+    reasons = store.query(
+        "SELECT reason, count(*) AS n FROM (SELECT unnest(string_split(reasons, ';')) AS reason "
+        "FROM signals.risk_decisions WHERE session_date BETWEEN ?::DATE AND ?::DATE "
+        "AND NOT accepted) GROUP BY reason ORDER BY n DESC, reason LIMIT 1",
+        bounds,
+    )
+    top = str(reasons["reason"].iloc[0]) if len(reasons) else None
+    return int(counts["judged"].iloc[0]), int(counts["scored"].iloc[0]), top
+
+
 def _read(store, table: str, columns: dict[str, str]) -> pd.DataFrame:
     return conform(
         store.read_table(table) if store.table_exists(table) else pd.DataFrame(), columns
@@ -107,8 +128,11 @@ def portfolio_assets(settings: Settings) -> list[AssetsDefinition]:
         equity = _read(store, "portfolio.equity", EQUITY_COLUMNS).sort_values("session_date")
         ledger_positions = _read(store, "portfolio.positions", POSITION_COLUMNS)
         first, last = equity["session_date"].min(), equity["session_date"].max()
+        # Buy-and-hold over every booked session needs each bar's close, nothing more.
         prices = (
-            store.read_sessions("clean.price_history", first, last)
+            store.read_sessions(
+                "clean.price_history", first, last, columns=["ticker", "session_date", "close"]
+            )
             if len(equity)
             else pd.DataFrame()
         )
@@ -121,22 +145,11 @@ def portfolio_assets(settings: Settings) -> list[AssetsDefinition]:
         report = compute_backtest_report(
             equity, ledger_positions, prices, initial_equity=initial_equity, actions=actions
         )
-        decisions = (
-            store.read_sessions(
-                "signals.risk_decisions",
-                first,
-                last,
-                columns=["session_date", "accepted", "reasons"],
-            )
-            if len(equity) and store.table_exists("signals.risk_decisions")
-            else pd.DataFrame({"session_date": [], "accepted": [], "reasons": []})
+        # Counted in the warehouse: every decision of the history is one row per ticker and session.
+        judged, scored, top_reason = (
+            _decision_counts(store, first, last) if len(equity) else (0, 0, None)
         )
-        rejected = decisions.loc[~decisions["accepted"].astype(bool), "reasons"]
-        reasons = rejected.str.split(";").explode().value_counts()
-        people = report.for_people(
-            signals_judged=len(decisions),
-            top_rejection_reason=str(reasons.index[0]) if len(reasons) else None,
-        )
+        people = report.for_people(signals_judged=judged, top_rejection_reason=top_reason)
         benchmark = buy_and_hold_curve(prices, equity["session_date"], actions=actions)
         image = equity_plot_png(equity, benchmark, note=people.get("why_no_trades"))
         # Figures as a trader reads them; the table keeps full precision for machines.
@@ -151,7 +164,6 @@ def portfolio_assets(settings: Settings) -> list[AssetsDefinition]:
             for key, value in people.items()
         }
         metadata["initial_equity"] = MetadataValue.float(float(initial_equity))
-        scored = decisions["session_date"].nunique()
         # Signals exist only once the walk-forward has a model: say how much of the range that is.
         metadata["sessions_with_signals"] = MetadataValue.text(
             f"{int(scored)} of {len(equity)} (the model scores a session only once earlier "

@@ -333,13 +333,18 @@ def _signal_assets(
                     "checkpoint": MetadataValue.path(str(row["checkpoint"])),
                 }
 
+            # One version scores 20 sessions: its reliability table is rendered once.
+            reliability_tables: dict[str, MetadataValue] = {}
+
             def describe_version(rows: pd.DataFrame, _: str) -> dict:
                 if rows.empty:
                     return {"model_version": MetadataValue.text(NO_MODEL_YET)}
                 row = rows.iloc[0]
-                reliability = pd.read_json(
-                    io.StringIO(row["holdout_reliability"]), orient="records"
-                )
+                text = row["holdout_reliability"]
+                if text not in reliability_tables:
+                    reliability_tables[text] = reliability_markdown(
+                        pd.read_json(io.StringIO(text), orient="records")
+                    )
                 return {
                     "model": MetadataValue.text(str(row["model"])),
                     "training_seconds": MetadataValue.float(float(row["training_seconds"])),
@@ -350,7 +355,7 @@ def _signal_assets(
                     "holdout_brier_skill": MetadataValue.float(
                         round(float(row["holdout_brier_skill"]), 4)
                     ),
-                    "holdout_reliability": reliability_markdown(reliability),
+                    "holdout_reliability": reliability_tables[text],
                     "holdout_brier": MetadataValue.float(round(float(row["holdout_brier"]), 4)),
                     "holdout_hit_rate": MetadataValue.float(
                         round(float(row["holdout_hit_rate"]), 4)
