@@ -326,6 +326,10 @@ def test_retrain_sessions_are_anchored_to_the_calendar_every_20_sessions():
     # A session's anchor does not depend on which range the session was asked in.
     assert retrain_session(days[50], 20) == anchors.iloc[50]
     assert retrain_session(retrains[2], 20) == retrains[2]
+    # The walk-forward's one-search version gives the same anchors.
+    from tft_pipeline.model.walk_forward import retrain_sessions
+
+    assert retrain_sessions(days, 20).equals(pd.DatetimeIndex(anchors.to_numpy()))
 
 
 def test_every_model_was_trained_only_on_labels_known_before_the_sessions_it_scores():

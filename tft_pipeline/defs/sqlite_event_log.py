@@ -16,10 +16,11 @@ written, and where, is unchanged: it is the same SQLite files, readable by the s
 Dagster has no documented setting for this: SQLite storage is meant for local development, and
 production instances are on PostgreSQL (``deploy/postgres/dagster.yaml``), whose storage batches
 writes itself. The class is configured through the documented ``event_log_storage`` key of
-``dagster.yaml`` (``deploy/sqlite/dagster.yaml``) but overrides two private methods of Dagster's
-class (``_connect`` and ``has_table``); ``tft_pipeline_tests/test_sqlite_event_log.py`` pins
-that they still exist and that events round-trip, so a Dagster upgrade that moves them fails a
-test instead of silently falling back.
+``dagster.yaml`` (``deploy/sqlite/dagster.yaml``) but overrides three private methods of
+Dagster's classes (``_connect``, ``has_table`` and ``_has_asset_key_col_on_connection``, the
+last asked twice per asset event); ``tft_pipeline_tests/test_sqlite_event_log.py`` pins that they
+still exist and that events round-trip, so a Dagster upgrade that moves them fails a test instead
+of silently falling back.
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ class ReusedConnectionSqliteEventLogStorage(SqliteEventLogStorage):
         self._engines: OrderedDict[str, Engine] = OrderedDict()
         self._engines_lock = threading.Lock()
         self._known_tables: set[str] = set()
+        self._known_asset_key_columns: set[str] = set()
         super().__init__(base_dir, inst_data=inst_data)
 
     @classmethod
@@ -115,6 +117,16 @@ class ReusedConnectionSqliteEventLogStorage(SqliteEventLogStorage):
             self._known_tables.add(table_name)
         return exists
 
+    def _has_asset_key_col_on_connection(self, conn: Connection, column_name: str) -> bool:
+        # Asked twice per asset event (whether the asset_keys table has its index columns), each
+        # time by inspecting the table's schema: a column, once there, stays there.
+        if column_name in self._known_asset_key_columns:
+            return True
+        exists = super()._has_asset_key_col_on_connection(conn, column_name)
+        if exists:
+            self._known_asset_key_columns.add(column_name)
+        return exists
+
     def _dispose_engines(self) -> None:
         with self._engines_lock:
             for engine in self._engines.values():
@@ -128,6 +140,7 @@ class ReusedConnectionSqliteEventLogStorage(SqliteEventLogStorage):
     def wipe(self) -> None:
         self._dispose_engines()
         self._known_tables.clear()
+        self._known_asset_key_columns.clear()
         super().wipe()
 
     def dispose(self) -> None:

@@ -302,6 +302,15 @@ def retrain_session(session: pd.Timestamp | str, retrain_every: int) -> pd.Times
     return pd.Timestamp(calendar_sessions[position - position % retrain_every])
 
 
+def retrain_sessions(sessions: pd.DatetimeIndex, retrain_every: int) -> pd.DatetimeIndex:
+    """``retrain_session`` of each of ``sessions``, in one search of the calendar."""
+    calendar_sessions = nyse_calendar().sessions
+    positions = calendar_sessions.searchsorted(pd.DatetimeIndex(sessions), side="right") - 1
+    if len(positions) and positions.min() < 0:
+        raise ValueError(f"{pd.DatetimeIndex(sessions).min()} lies before the trading calendar")
+    return pd.DatetimeIndex(calendar_sessions[positions - positions % retrain_every])
+
+
 def _digest(payload: Any) -> str:
     text = json.dumps(payload, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
@@ -470,9 +479,7 @@ def walk_forward(
     targets = _as_sessions(sessions, snapshots)
     session_dates = pd.DatetimeIndex(snapshots["session_date"])
     scoreable = _has_levels(snapshots, config.rule) & session_dates.isin(targets)
-    anchors = pd.Series(
-        [retrain_session(day, config.retrain_every) for day in targets], index=targets
-    )
+    anchors = pd.Series(retrain_sessions(targets, config.retrain_every), index=targets)
 
     frames: list[pd.DataFrame] = []
     models: list[TrainedModel] = []
