@@ -5,11 +5,15 @@
    300 tickers × 750 sessions of the synthetic planted-edge market, encoder 60, hidden 16, 2 heads,
    batch 128, one torch thread, the same binary target (P(target before stop), the triple-barrier
    label: BCE for ours, pytorch-forecasting's CrossEntropy over two classes, the same log loss),
-   the same purged validation sessions. Figures: epoch seconds, validation log loss of each.
-   pytorch-forecasting comes with ``make bench-tft`` (extra ``tft-reference``); without it this part
-   records that it was skipped.
+   the same purged validation sessions. Run A/B/A (ours, stock, ours) so load that comes and goes
+   weighs on both; the 1-minute load average is recorded before each. Figures: seconds (ours: the
+   whole fit, validation pass, calibration and variable importance included; stock: the
+   ``Trainer.fit`` epoch alone, its dataset built before), validation log loss of each, and the
+   logistic baseline's on the same split for scale. pytorch-forecasting comes with
+   ``make bench-tft`` (extra ``tft-reference``); without it this part records that it was skipped.
 2. A whole walk-forward on the sample market (50 tickers, 2023-2024, the first 60 sessions only
-   train), baseline and TFT each in its own process: wall time and peak memory (max RSS).
+   train), baseline, TFT and the TFT on the baseline's inputs (``tft_mention``), each in its own
+   spawned process: wall time and peak memory (VmHWM).
 3. TFT against the baseline on the same out-of-sample sessions: AUC, Brier skill, rank IC against
    5- and 10-session forward returns, the catalyst edge recovered (as ``bench_trading``), and the
    paper portfolio at the seed's limits (min confidence 0.70, next-open fills, 1 + 5 bp per side).
@@ -31,6 +35,8 @@ VALIDATION_FRACTION, PURGE = 0.2, 10
 WALK_TICKERS, WALK_SPAN, TRAINING_ONLY_SESSIONS = 50, ("2023-01-03", "2024-12-31"), 60
 QUICK_WALK = (10, ("2024-01-02", "2024-12-31"))
 CONFIDENT = 0.70
+# Each in its own process: the baseline, the TFT (all inputs), the TFT on the baseline's inputs.
+WALK_MODELS = ("baseline", "tft", "tft_mention")
 
 
 def _round(value, digits: int = 4):
@@ -220,6 +226,19 @@ def _reference(snapshots, fitting, validation) -> dict:
     }
 
 
+def _logistic(snapshots, fitting, validation) -> dict:
+    """The logistic baseline (all inputs) on the same split, for scale: what a linear model gets."""
+    from tft_pipeline.model import ALL_INPUTS, LogisticBaseline
+
+    labels = snapshots["label"].to_numpy(dtype="float64")
+    fitted = LogisticBaseline(inputs=ALL_INPUTS).fit(snapshots[fitting], labels[fitting])
+    p = np.clip(fitted.predict_proba(snapshots[validation]), 1e-7, 1 - 1e-7)
+    t = labels[validation]
+    return {
+        "logistic_validation_log_loss": _round(-np.mean(t * np.log(p) + (1 - t) * np.log(1 - p)))
+    }
+
+
 def speed_figures(n_tickers: int, n_sessions: int) -> dict:
     """Ours, the stock TFT, ours again (A/B/A in one process), so load that comes and goes during
     the run weighs on both; ours' figures are the mean of its two runs (identical weights: the
@@ -238,6 +257,7 @@ def speed_figures(n_tickers: int, n_sessions: int) -> dict:
     figures["ours_deterministic"] = (
         first["ours_validation_log_loss"] == second["ours_validation_log_loss"]
     )
+    figures.update(_logistic(snapshots, fitting, validation))
     if "reference_epoch_seconds" in figures:
         figures["ours_time_share_of_reference"] = _round(
             figures["ours_fit_seconds_1_epoch"] / figures["reference_epoch_seconds"], 3
@@ -264,13 +284,14 @@ def _market(n_tickers: int, span: tuple[str, str]):
 
 def _walk_child(which: str, n_tickers: int, span, queue) -> None:
     """One walk-forward in its own process, so its peak memory is its own."""
-    from tft_pipeline.model import LogisticBaseline, walk_forward
+    from tft_pipeline.model import DEFAULT_INPUTS, LogisticBaseline, walk_forward
 
     _tickers, sessions, snapshots, prices = _market(n_tickers, span)
-    if which == "tft":
+    if which.startswith("tft"):
         from tft_pipeline.model.tft import TFTSignalModel
 
-        model = TFTSignalModel()
+        # tft_mention: the TFT on the baseline's inputs (catalysts and mentions, no technicals).
+        model = TFTSignalModel() if which == "tft" else TFTSignalModel(inputs=DEFAULT_INPUTS)
     else:
         model = LogisticBaseline()
     rss_before = _peak_rss_mb()
@@ -287,12 +308,13 @@ def _walk_child(which: str, n_tickers: int, span, queue) -> None:
             "max_rss_mb": _peak_rss_mb(),
             "models": len(result.models),
             "with_skill": sum(m.metrics.has_skill for m in result.models),
+            "holdout_auc": [m.metrics.auc for m in result.models],
             "warm_started": sum(m.warm_start_from is not None for m in result.models),
             "epochs": [m.epochs for m in result.models],
             "training_seconds": [m.training_seconds for m in result.models],
             "importance": (
                 result.models[-1].estimator.variable_importance.to_dict("records")
-                if which == "tft" and result.models
+                if which.startswith("tft") and result.models
                 else None
             ),
         }
@@ -367,7 +389,7 @@ def walk_figures(n_tickers: int, span: tuple[str, str]) -> dict:
         "walk_sessions": len(sessions),
         "walk_scored_sessions": len(scored),
     }
-    for which in ("baseline", "tft"):
+    for which in WALK_MODELS:
         result = _in_child(which, n_tickers, span)
         prefix = f"{which}_"
         figures[f"{prefix}walk_forward_s"] = round(result["seconds"], 1)
@@ -377,12 +399,15 @@ def walk_figures(n_tickers: int, span: tuple[str, str]) -> dict:
         figures[f"{prefix}walk_load_before"] = result["load_before"]
         figures[f"{prefix}models"] = result["models"]
         figures[f"{prefix}models_with_skill"] = result["with_skill"]
-        if which == "tft":
-            figures["tft_models_warm_started"] = result["warm_started"]
-            figures["tft_mean_epochs"] = _round(np.mean(result["epochs"]), 2)
-            figures["tft_mean_seconds_per_version"] = _round(np.mean(result["training_seconds"]), 1)
+        figures[f"{prefix}mean_holdout_auc"] = _round(np.nanmean(result["holdout_auc"]))
+        if which.startswith("tft"):
+            figures[f"{prefix}models_warm_started"] = result["warm_started"]
+            figures[f"{prefix}mean_epochs"] = _round(np.mean(result["epochs"]), 2)
+            figures[f"{prefix}mean_seconds_per_version"] = _round(
+                np.mean(result["training_seconds"]), 1
+            )
             if result["importance"]:
-                figures["tft_latest_importance_top5"] = ", ".join(
+                figures[f"{prefix}latest_importance_top5"] = ", ".join(
                     f"{row['variable']} {row['importance']:.3f}" for row in result["importance"][:5]
                 )
         figures.update(_judge(prefix, result["signals"], tickers, scored, snapshots, prices))
