@@ -34,6 +34,7 @@ ENCODER, HIDDEN, HEADS, BATCH, LEARNING_RATE = 60, 16, 2, 128, 3e-3
 VALIDATION_FRACTION, PURGE = 0.2, 10
 WALK_TICKERS, WALK_SPAN, TRAINING_ONLY_SESSIONS = 50, ("2023-01-03", "2024-12-31"), 60
 QUICK_WALK = (10, ("2024-01-02", "2024-12-31"))
+WIDE_TICKERS = 500  # the default universe
 CONFIDENT = 0.70
 # Each in its own process: the baseline, the TFT (all inputs), the TFT on the baseline's inputs.
 WALK_MODELS = ("baseline", "tft", "tft_mention")
@@ -381,7 +382,9 @@ def _judge(prefix, signals, tickers, scored, snapshots, prices) -> dict:
     }
 
 
-def walk_figures(n_tickers: int, span: tuple[str, str]) -> dict:
+def walk_figures(
+    n_tickers: int, span: tuple[str, str], models: tuple[str, ...] = WALK_MODELS
+) -> dict:
     tickers, sessions, snapshots, prices = _market(n_tickers, span)
     scored = sessions[TRAINING_ONLY_SESSIONS:]
     figures: dict = {
@@ -389,7 +392,7 @@ def walk_figures(n_tickers: int, span: tuple[str, str]) -> dict:
         "walk_sessions": len(sessions),
         "walk_scored_sessions": len(scored),
     }
-    for which in WALK_MODELS:
+    for which in models:
         result = _in_child(which, n_tickers, span)
         prefix = f"{which}_"
         figures[f"{prefix}walk_forward_s"] = round(result["seconds"], 1)
@@ -431,11 +434,18 @@ def _versions() -> dict:
 
 
 def run(quick: bool = False, parts: tuple[str, ...] = ("speed", "walk")) -> dict:
+    """``python -m bench tft`` runs speed and walk; ``python -m bench.bench_tft wide`` (not in
+    ``make bench``: about half an hour) the baseline and the TFT on the whole default universe,
+    as ``bench_trading`` judges the baseline."""
     figures: dict = _versions()
     if "speed" in parts:
         figures.update(speed_figures(*(QUICK_SPEED if quick else (SPEED_TICKERS, SPEED_SESSIONS))))
     if "walk" in parts:
         figures.update(walk_figures(*(QUICK_WALK if quick else (WALK_TICKERS, WALK_SPAN))))
+    if "wide" in parts:
+        size = QUICK_WALK if quick else (WIDE_TICKERS, WALK_SPAN)
+        wide = walk_figures(*size, models=("baseline", "tft"))
+        figures.update({f"wide_{key}": value for key, value in wide.items()})
     return figures
 
 
