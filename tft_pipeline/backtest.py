@@ -245,13 +245,15 @@ def backtest_report(
     initial_equity: float | None = None,
     tickers: Iterable[str] | None = None,
     actions: pd.DataFrame | None = None,
+    benchmark: pd.Series | None = None,
 ) -> BacktestReport:
     """Figures of the portfolio over ``sessions`` (default: every equity row).
 
     ``equity`` and ``positions`` are the ``portfolio.*`` tables; an equity row before the range,
     when present, gives the first session's return, otherwise ``initial_equity`` does (if given).
     Buy-and-hold holds ``tickers`` (default: every ticker in ``prices``, as traded) with the
-    corporate ``actions`` (None: none): splits and reinvested dividends.
+    corporate ``actions`` (None: none): splits and reinvested dividends. ``benchmark``: that
+    curve over the equity rows' sessions when the caller has it already (``buy_and_hold_curve``).
     """
     equity = equity.sort_values("session_date", ignore_index=True)
     days = (
@@ -286,7 +288,10 @@ def backtest_report(
         & (positions["opened_on"] <= days[-1])
         & ~unfilled
     )
-    benchmark = buy_and_hold_curve(prices, curve["session_date"], tickers, actions)
+    if benchmark is None:
+        benchmark = buy_and_hold_curve(prices, curve["session_date"], tickers, actions)
+    else:
+        benchmark = benchmark.reindex(pd.DatetimeIndex(curve["session_date"]))
     nan = float("nan")
     return BacktestReport(
         first_session=pd.Timestamp(curve["session_date"].iloc[0]),

@@ -142,15 +142,21 @@ def portfolio_assets(settings: Settings) -> list[AssetsDefinition]:
             if len(equity) and store.table_exists(CORPORATE_ACTIONS_TABLE)
             else None
         )
+        # Buy-and-hold once, for the figures and the plot: every booked session's bars.
+        benchmark = buy_and_hold_curve(prices, equity["session_date"], actions=actions)
         report = compute_backtest_report(
-            equity, ledger_positions, prices, initial_equity=initial_equity, actions=actions
+            equity,
+            ledger_positions,
+            prices,
+            initial_equity=initial_equity,
+            actions=actions,
+            benchmark=benchmark,
         )
         # Counted in the warehouse: every decision of the history is one row per ticker and session.
         judged, scored, top_reason = (
             _decision_counts(store, first, last) if len(equity) else (0, 0, None)
         )
         people = report.for_people(signals_judged=judged, top_rejection_reason=top_reason)
-        benchmark = buy_and_hold_curve(prices, equity["session_date"], actions=actions)
         image = equity_plot_png(equity, benchmark, note=people.get("why_no_trades"))
         # Figures as a trader reads them; the table keeps full precision for machines.
         metadata = {
