@@ -64,6 +64,8 @@ $(DAGSTER_HOME)/dagster.yaml: | $(RUN_INSTALL)
 	cp deploy/sqlite/dagster.yaml $@
 	@# Create the pool's single slot up front instead of lazily at the first claim of two racing runs.
 	$(RUN_VENV) $(UV) run --frozen --no-sync dagster instance concurrency set duckdb_warehouse 1
+	@# At most 2 price fetch steps ask Yahoo at once, sharing TFT_PRICE_RPS (docs/deploy.md).
+	$(RUN_VENV) $(UV) run --frozen --no-sync dagster instance concurrency set yahoo_prices 2
 
 run: $(RUN_INSTALL) $(DAGSTER_HOME)/dagster.yaml ## materialize the whole chain on sample data for the latest $(SESSIONS) sessions, then report
 	$(RUN_VENV) $(UV) run --frozen --no-sync python -m tft_pipeline run --sessions $(SESSIONS)

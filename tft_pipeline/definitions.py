@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dagster import Definitions, EnvVar
+from dagster import Definitions, EnvVar, FilesystemIOManager
 
 from tft_pipeline.defs.assets.clean import clean_assets
 from tft_pipeline.defs.assets.export import export_assets
@@ -18,6 +18,7 @@ from tft_pipeline.defs.checks import (
     warehouse_freshness_job,
     warehouse_freshness_schedule,
 )
+from tft_pipeline.defs.constants import HANDOVER_IO_MANAGER_KEY
 from tft_pipeline.defs.executors import job_executor
 from tft_pipeline.defs.io_manager import WarehouseIOManager
 from tft_pipeline.defs.jobs import daily_session_chain
@@ -47,7 +48,11 @@ def source_resources(settings: Settings) -> dict:
                 seed=settings.sample_seed,
                 scale=settings.sample_scale,
             ),
-            "prices": SamplePriceResource(seed=settings.sample_seed, scale=settings.sample_scale),
+            "prices": SamplePriceResource(
+                seed=settings.sample_seed,
+                scale=settings.sample_scale,
+                batch_tickers=settings.price_batch_tickers,
+            ),
         }
     optional = {
         field: EnvVar(variable)
@@ -72,6 +77,7 @@ def source_resources(settings: Settings) -> dict:
         "prices": LivePriceResource(
             requests_per_second=settings.price_requests_per_second,
             max_failed_share=settings.price_max_failed_share,
+            batch_tickers=settings.price_batch_tickers,
         ),
     }
 
@@ -111,6 +117,11 @@ def build_definitions(settings: Settings) -> Definitions:
                 ],
             ),
             "warehouse_io_manager": WarehouseIOManager(database=warehouse_path),
+            # Price batches between steps: pickles under $DAGSTER_HOME/storage (base_dir unset:
+            # the instance's storage directory), readable by every step process of this host. Set
+            # explicitly, so in-process runs (`make run`, tests) hand them over the same way as
+            # Celery workers instead of through Dagster's in-memory default.
+            HANDOVER_IO_MANAGER_KEY: FilesystemIOManager(),
             "warehouse": WarehouseResource(path=warehouse_path, export_dir=str(export_dir)),
         },
     )

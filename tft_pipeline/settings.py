@@ -167,6 +167,9 @@ class Settings(BaseSettings):
     price_max_failed_share: float = Field(
         default=0.2, ge=0.0, le=1.0, alias="TFT_PRICE_MAX_FAILED_SHARE"
     )
+    # Tickers per price fetch step: a larger universe is fetched in several steps (batches) that
+    # Celery workers run at once, bounded by the yahoo_prices pool (docs/deploy.md). Sample or live.
+    price_batch_tickers: int = Field(default=100, ge=1, le=100_000, alias="TFT_PRICE_BATCH_TICKERS")
 
     failure_webhook_url: str | None = Field(default=None, alias="TFT_FAILURE_WEBHOOK_URL")
 

@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 
 from tft_pipeline.definitions import build_definitions
-from tft_pipeline.defs.constants import WAREHOUSE_POOL
+from tft_pipeline.defs.constants import WAREHOUSE_POOL, YAHOO_POOL, YAHOO_POOL_SLOTS
 from tft_pipeline.defs.executors import celery_executor_config, job_executor
 from tft_pipeline.defs.jobs import DAILY_JOB_NAME
 from tft_pipeline.defs.run_tags import range_tags
@@ -44,6 +44,9 @@ from tft_pipeline_tests.operations_support import (
 
 FIRST, LAST = "2024-03-04", "2024-03-06"
 TICKERS = "AAPL,MSFT,NVDA,TSLA,GME,AMC"
+# Batches of 2: the price scrape fans out into 3 fetch steps (the in-process reference: 1).
+BATCH_TICKERS = "2"
+FETCH_STEP = "raw_price_history.fetch_price_batch"
 
 
 # --- the setting ------------------------------------------------------------------------------------
@@ -122,6 +125,34 @@ def _step_events(instance, run_id: str) -> dict[str, dict]:
     return steps
 
 
+def _step_pools(job) -> dict[str, str | None]:
+    """The pool of every op of ``job`` by its step key (without a dynamic mapping key), the ops
+    inside graph-backed assets included."""
+    from dagster import GraphDefinition
+
+    pools: dict[str, str | None] = {}
+
+    def walk(graph, prefix: str) -> None:
+        for node in graph.nodes:
+            if isinstance(node.definition, GraphDefinition):
+                walk(node.definition, f"{prefix}{node.name}.")
+            else:
+                pools[f"{prefix}{node.name}"] = node.definition.pool
+
+    walk(job.graph, "")
+    return pools
+
+
+def _most_at_once(intervals: list[tuple[float, float]]) -> int:
+    """The most intervals (start, end) open at one instant."""
+    edges = sorted([(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals])
+    most = running = 0
+    for _, change in edges:  # an end sorts before a start at the same instant
+        running += change
+        most = max(most, running)
+    return most
+
+
 def _warehouse_tables(path) -> dict[str, pd.DataFrame]:
     warehouse = Warehouse(path)
     names = warehouse.query(
@@ -160,11 +191,13 @@ def test_the_daily_job_runs_on_a_celery_worker_one_warehouse_step_at_a_time(tmp_
                 "TFT_CELERY_BROKER": redis_url(),
                 "TFT_CELERY_BACKEND": redis_url(),
                 "TFT_CELERY_QUEUE": queue,
+                "TFT_PRICE_BATCH_TICKERS": BATCH_TICKERS,
             },
         )
-        # The instance schema and the pool's single slot, up front, as docs/deploy.md does it.
+        # The instance schema and the pools' slots, up front, as docs/deploy.md does it.
         with dagster_home_env(home, pg), DagsterInstance.get() as instance:
             instance.event_log_storage.set_concurrency_slots(WAREHOUSE_POOL, 1)
+            instance.event_log_storage.set_concurrency_slots(YAHOO_POOL, YAHOO_POOL_SLOTS)
 
         # Two worker processes: enough for two independent warehouse steps (the three raw ones
         # are) to run at once if the pool did not hold them.
@@ -240,8 +273,12 @@ def test_the_daily_job_runs_on_a_celery_worker_one_warehouse_step_at_a_time(tmp_
     job = build_definitions(
         load_settings(None, TFT_WAREHOUSE_PATH=str(warehouse), TFT_TICKERS=TICKERS)
     ).resolve_job_def(DAILY_JOB_NAME)
-    pools = {node.name: node.definition.pool for node in job.graph.nodes}
-    assert set(steps) == set(pools), "every step of the daily job ran, and only those"
+    pools = _step_pools(job)
+    assert {key.split("[")[0] for key in steps} == set(pools), "every op ran, and only those"
+    # The price scrape fanned out: one fetch step per batch of 2 of the 6 tickers.
+    fetches = sorted(key for key in steps if key.startswith(FETCH_STEP))
+    assert fetches == [f"{FETCH_STEP}[batch_000{n}]" for n in (1, 2, 3)]
+    pool_of = {key: pools[key.split("[")[0]] for key in steps}
 
     # Every step ran in the worker's processes, none in the run's own.
     host = socket.gethostname()
@@ -254,13 +291,24 @@ def test_the_daily_job_runs_on_a_celery_worker_one_warehouse_step_at_a_time(tmp_
     warehouse_steps = sorted(
         (step["start"], step["end"], key)
         for key, step in steps.items()
-        if pools[key] == WAREHOUSE_POOL
+        if pool_of[key] == WAREHOUSE_POOL
     )
-    assert {"raw__reddit_posts", "raw__reddit_comments", "raw_price_history"} <= {
-        k for *_, k in warehouse_steps
-    }
+    assert {
+        "raw__reddit_posts", "raw__reddit_comments", "raw_price_history.store_price_tables"
+    } <= {k for *_, k in warehouse_steps}
+    # The fetch steps are outside it: they may run beside a warehouse step and each other.
+    assert not {pool_of[key] for key in fetches} & {WAREHOUSE_POOL}
     for (_, end, key), (start, _, following) in itertools.pairwise(warehouse_steps):
         assert start >= end, f"{following} started {end - start:.2f}s before {key} ended"
+    # The Yahoo pool holds too: never more fetch steps at once than its slots.
+    yahoo = [(steps[k]["start"], steps[k]["end"]) for k in steps if pool_of[k] == YAHOO_POOL]
+    assert len(yahoo) == 4  # 3 batches and the collecting step
+    assert _most_at_once(yahoo) <= YAHOO_POOL_SLOTS
+    print(
+        "fetch steps (start, end, pid):",
+        [(steps[k]["start"], steps[k]["end"], steps[k]["pid"]) for k in fetches],
+        "most at once:", _most_at_once([(steps[k]["start"], steps[k]["end"]) for k in fetches]),
+    )
 
     # The same tables as the in-process executor writes for the same range.
     from dagster import DagsterInstance as Instance

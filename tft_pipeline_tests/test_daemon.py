@@ -229,9 +229,17 @@ def _assert_the_ui_backfill_ran_each_range_as_one_run(drained: Drained) -> None:
     assert len(ranged) == 3, shown
     assert len(backfill_runs) == 4, shown
     steps = [set(run.steps) for run in ranged]
-    assert {"raw_price_history"} in steps  # the asset alone: no other step in its run
-    assert any({"raw_price_history", "clean__price_history", "baseline_signals"} <= s for s in steps)
-    assert any("risk_checked_signals" in s and "raw_price_history" in s for s in steps)
+    # The price asset is a graph (plan, one fetch step per ticker batch, collect, store); the few
+    # tickers here are one batch.
+    price_steps = {
+        "raw_price_history.plan_price_batches",
+        "raw_price_history.fetch_price_batch[batch_0001]",
+        "raw_price_history.collect_price_batches",
+        "raw_price_history.store_price_tables",
+    }
+    assert price_steps in steps  # the asset alone: no other step in its run
+    assert any(price_steps | {"clean__price_history", "baseline_signals"} <= s for s in steps)
+    assert any("risk_checked_signals" in s and price_steps <= s for s in steps)
     assert sum("risk_checked_signals" in s and "portfolio__positions" in s for s in steps) == 1
     summaries = [run for run in backfill_runs if run not in ranged]
     assert set(summaries[0].steps) == {"portfolio__positions", "portfolio__backtest_report"}

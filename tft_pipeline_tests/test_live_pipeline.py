@@ -74,6 +74,12 @@ SESSIONS = sessions_between(FIRST, LAST)
 MONDAY, TUESDAY, WEDNESDAY = (pd.Timestamp(f"2024-01-{day:02d}") for day in (8, 9, 10))
 LISTING_OF_WALLSTREETBETS = r"^/r/wallstreetbets/new$"
 RAW_REDDIT_STEPS = ("raw__reddit_posts", "raw__reddit_comments")
+PRICE_STEPS = (
+    "raw_price_history.plan_price_batches",
+    "raw_price_history.fetch_price_batch[batch_0001]",
+    "raw_price_history.collect_price_batches",
+    "raw_price_history.store_price_tables",
+)
 # The originals, before any world patches them (the module's shared run stays patched while the
 # failure-path tests build worlds of their own).
 REAL_REDDIT_SOURCE = reddit_live.LiveRedditSource
@@ -450,9 +456,11 @@ def test_prices_of_the_run_range_only_and_the_unknown_ticker_is_a_failure_row(li
     assert set(failures["ticker"]) == {UNKNOWN_TICKER}
     assert set(pd.to_datetime(failures["session_date"])) == set(SESSIONS)
     assert (failures["attempts"] == 1).all(), "an unknown ticker is not retried"
-    # The price step succeeded despite the failed ticker: one success, no failure, no retry.
-    price_step = "raw_price_history"
-    assert len(_events(result, DagsterEventType.STEP_SUCCESS, price_step)) == 1
+    # The price steps succeeded despite the failed ticker: one success each, no failure, no
+    # retry. Six tickers are one batch (TFT_PRICE_BATCH_TICKERS, 100), so one fetch step.
+    for price_step in PRICE_STEPS:
+        assert len(_events(result, DagsterEventType.STEP_SUCCESS, price_step)) == 1, price_step
+    assert not _events(result, DagsterEventType.STEP_FAILURE)
     assert not _events(result, DagsterEventType.STEP_UP_FOR_RETRY)
     # One history request per known ticker for the whole range.
     history = world.yahoo.requests(kind="history")
@@ -609,8 +617,17 @@ def test_the_dagster_retry_budget_has_one_source_of_truth():
     assert SCRAPER_MAX_RETRIES == DAGSTER_SCRAPER_MAX_RETRIES == SCRAPER_RETRY_POLICY.max_retries
     scrapers = ingest_assets(trading_session_partitions(SESSIONS[0].date()))
     assert len(scrapers) == 3
-    for scraper in scrapers:
+    reddit_posts, reddit_comments, prices = scrapers
+    for scraper in (reddit_posts, reddit_comments):
         assert scraper.op.retry_policy == SCRAPER_RETRY_POLICY
+    # The price graph: the steps that ask Yahoo retry under it; planning and storing do not fetch.
+    policies = {node.name: node.definition.retry_policy for node in prices.node_def.nodes}
+    assert policies == {
+        "plan_price_batches": None,
+        "fetch_price_batch": SCRAPER_RETRY_POLICY,
+        "collect_price_batches": SCRAPER_RETRY_POLICY,
+        "store_price_tables": None,
+    }
 
 
 @pytest.mark.parametrize("config", ["sqlite", "postgres"])

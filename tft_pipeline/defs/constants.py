@@ -11,6 +11,20 @@ from tft_pipeline.sources.limits import DAGSTER_SCRAPER_MAX_RETRIES
 # step by step instead of failing on the file lock.
 WAREHOUSE_POOL = "duckdb_warehouse"
 
+# The price fetch steps (one per ticker batch) run in this pool, outside the warehouse's: its
+# slots bound how many ask Yahoo at once, and each gets TFT_PRICE_RPS divided by them, so a
+# fan-out never multiplies our request rate. The shipped setup gives it 2 slots
+# (`dagster instance concurrency set yahoo_prices 2`); unset, the instance default (1) holds.
+YAHOO_POOL = "yahoo_prices"
+YAHOO_POOL_SLOTS = 2
+
+# Values handed from one step to another that are not warehouse tables (the price batches): pickled
+# files under the instance's storage directory ($DAGSTER_HOME/storage), which every step process
+# on this host reads. Several hosts need it on shared storage (docs/deploy.md). Dagster's default
+# key: a graph-backed asset's own outputs name it, and a subset run (one table of the price graph
+# alone) requires it to exist even though the inner ops store the tables in the warehouse.
+HANDOVER_IO_MANAGER_KEY = "io_manager"
+
 # A range of sessions is one run: one call per ticker to the price source, one pass over Reddit.
 SINGLE_RUN = BackfillPolicy.single_run()
 

@@ -84,11 +84,18 @@ class LiveRedditResource(RedditSourceResource):
 
 
 class PriceSourceResource(ConfigurableResource, ABC):
-    """Where daily price bars come from."""
+    """Where daily price bars come from, and how many tickers one fetch step asks for."""
+
+    batch_tickers: int = 100  # TFT_PRICE_BATCH_TICKERS
 
     @abstractmethod
-    def build_source(self) -> PriceSource:
-        """The pure source object that does the fetching."""
+    def build_source(self, concurrent_fetches: int = 1) -> PriceSource:
+        """The pure source object that does the fetching.
+
+        ``concurrent_fetches``: how many fetch steps may call the source at once (the price
+        batches of a run, bounded by the ``yahoo_prices`` pool); a rate-limited source gives each
+        its share of the one rate.
+        """
 
 
 class SamplePriceResource(PriceSourceResource):
@@ -97,7 +104,7 @@ class SamplePriceResource(PriceSourceResource):
     seed: int
     scale: float = 1.0
 
-    def build_source(self) -> PriceSource:
+    def build_source(self, concurrent_fetches: int = 1) -> PriceSource:
         from tft_pipeline.sources.sample import SamplePriceSource
 
         return SamplePriceSource(seed=self.seed, scale=self.scale)
@@ -106,14 +113,16 @@ class SamplePriceResource(PriceSourceResource):
 class LivePriceResource(PriceSourceResource):
     """Yahoo Finance through yfinance (no credentials needed)."""
 
-    requests_per_second: float = 2.0
+    requests_per_second: float = 2.0  # TFT_PRICE_RPS: for all the fetch steps running at once
     max_failed_share: float = 0.2
 
-    def build_source(self) -> PriceSource:
+    def build_source(self, concurrent_fetches: int = 1) -> PriceSource:
         from tft_pipeline.sources.prices_live import LivePriceSource
 
+        if concurrent_fetches < 1:
+            raise ValueError(f"concurrent_fetches must be at least 1, got {concurrent_fetches}")
         return LivePriceSource(
-            requests_per_second=self.requests_per_second,
+            requests_per_second=self.requests_per_second / concurrent_fetches,
             max_failed_share=self.max_failed_share,
         )
 

@@ -45,6 +45,9 @@ class PriceFetch:
     # Splits and dividends with their ex-date on one of the requested sessions, columns of
     # CORPORATE_ACTION_COLUMNS; ``bars`` are as traded on their session (see PriceSource).
     actions: pd.DataFrame = field(default_factory=lambda: empty_frame(CORPORATE_ACTION_COLUMNS))
+    # Of the failed tickers, those whose failure may be cured by asking again (rate limits, the
+    # network, Yahoo's error pages); the others are permanent (unknown or delisted tickers).
+    transient_failures: tuple[str, ...] = ()
 
 
 class RedditSource(ABC):
@@ -70,3 +73,15 @@ class PriceSource(ABC):
         after it, whenever they are fetched. ``PriceFetch.actions`` holds the splits and
         dividends whose ex-date is one of ``sessions``.
         """
+
+    def fetch_batch(self, tickers: Sequence[str], sessions: pd.DatetimeIndex) -> PriceFetch:
+        """``fetch_prices`` for one batch of a larger universe: failures are recorded, never judged.
+
+        A fanned-out fetch (one Dagster step per ticker batch) judges the failures of the whole
+        universe at once with ``check_failures``, after merging the batches; a batch never fails
+        alone on its own share. Sources without a failure budget fetch as ``fetch_prices``.
+        """
+        return self.fetch_prices(tickers, sessions)
+
+    def check_failures(self, fetch: PriceFetch, tickers_total: int) -> None:
+        """Raise when ``fetch`` (of ``tickers_total`` tickers) failed too many (default: never)."""

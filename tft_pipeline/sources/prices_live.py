@@ -164,7 +164,9 @@ class LivePriceSource(PriceSource):
     """Daily bars from Yahoo Finance: one ``Ticker.history`` call per ticker for a run's sessions.
 
     ``max_failed_share``: the share of tickers that may fail before the run fails with
-    ``PriceSourceError`` (failing tickers are otherwise recorded in ``PriceFetch.failures``).
+    ``PriceSourceError`` (failing tickers are otherwise recorded in ``PriceFetch.failures``):
+    ``fetch_prices`` applies it to its tickers; the Dagster layer fetches batches with
+    ``fetch_batch`` and applies it to the merged universe with ``check_failures``.
     ``requests_per_second``: our calls into yfinance, across threads. ``max_workers`` > 1 fetches
     tickers concurrently (I/O-bound; keep it small, yfinance shares one session process-wide).
     ``clock``, ``sleep`` and ``rng`` are injected so tests need no real time.
@@ -199,9 +201,18 @@ class LivePriceSource(PriceSource):
 
     def fetch_prices(self, tickers: Sequence[str], sessions: pd.DatetimeIndex) -> PriceFetch:
         """Bars of every ticker on ``sessions``; raises ``PriceSourceError`` past the failure budget."""
-        symbols = tuple(
-            dict.fromkeys(ticker.strip().upper() for ticker in tickers if ticker.strip())
-        )
+        fetch = self.fetch_batch(tickers, sessions)
+        self.check_failures(fetch, len(_symbols(tickers)))
+        return fetch
+
+    def fetch_batch(self, tickers: Sequence[str], sessions: pd.DatetimeIndex) -> PriceFetch:
+        """Bars of every ticker of one batch on ``sessions``; failures recorded, never judged.
+
+        The Dagster layer fetches a universe in batches (one step each) and judges the merged
+        failures of the whole universe with ``check_failures``: 30 failures in a batch of 100 of
+        a universe of 500 are 6 %, not 30 %.
+        """
+        symbols = _symbols(tickers)
         session_dates = pd.DatetimeIndex(sessions).normalize().unique().sort_values()
         if not symbols or session_dates.empty:
             return PriceFetch(
@@ -245,23 +256,34 @@ class LivePriceSource(PriceSource):
             for outcome in outcomes
             if outcome.error_type is not None or outcome.attempts > 1
         )
-        if exceeds_failure_budget(len(failed), len(symbols), self.max_failed_share):
-            share = len(failed) / len(symbols)
-            listed = ", ".join(f"{outcome.ticker} ({outcome.error_type})" for outcome in failed)
-            raise PriceSourceError(
-                f"{len(failed)} of {len(symbols)} tickers ({share:.0%}) could not be fetched from "
-                f"Yahoo Finance, more than the allowed {self.max_failed_share:.0%}: {listed}",
-                failed_tickers=tuple(outcome.ticker for outcome in failed),
-                failed_share=share,
-                permanent=all(outcome.permanent for outcome in failed),
-                failures=failures,
-            )
         return PriceFetch(
             bars=bars,
             failures=failures,
             requests=sum(outcome.attempts for outcome in outcomes),
             notes=notes,
             actions=actions,
+            transient_failures=tuple(o.ticker for o in failed if not o.permanent),
+        )
+
+    def check_failures(self, fetch: PriceFetch, tickers_total: int) -> None:
+        """Raise ``PriceSourceError`` when more than ``max_failed_share`` of ``tickers_total``
+        tickers failed in ``fetch`` (the whole universe's, batches merged)."""
+        failures = fetch.failures
+        if not exceeds_failure_budget(len(failures), tickers_total, self.max_failed_share):
+            return
+        share = len(failures) / tickers_total
+        listed = ", ".join(
+            f"{ticker} ({error_type})"
+            for ticker, error_type in zip(failures["ticker"], failures["error_type"], strict=True)
+        )
+        transient = set(fetch.transient_failures)
+        raise PriceSourceError(
+            f"{len(failures)} of {tickers_total} tickers ({share:.0%}) could not be fetched from "
+            f"Yahoo Finance, more than the allowed {self.max_failed_share:.0%}: {listed}",
+            failed_tickers=tuple(failures["ticker"]),
+            failed_share=share,
+            permanent=not (transient & set(failures["ticker"])),
+            failures=failures,
         )
 
     def _fetch_ticker(
@@ -422,6 +444,11 @@ def _event_values(frame: pd.DataFrame, column: str) -> np.ndarray:
     if column not in frame.columns:
         return np.zeros(len(frame))
     return pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype="float64")
+
+
+def _symbols(tickers: Sequence[str]) -> tuple[str, ...]:
+    """The distinct tickers asked for, upper-cased, in order."""
+    return tuple(dict.fromkeys(ticker.strip().upper() for ticker in tickers if ticker.strip()))
 
 
 def _failures(failed: Sequence[_TickerOutcome]) -> pd.DataFrame:

@@ -1,6 +1,7 @@
 """Raw assets: Reddit posts and comments, and daily price bars, as fetched (dirt included)."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TypeVar
 
 import pandas as pd
@@ -8,24 +9,31 @@ from dagster import (
     AssetExecutionContext,
     AssetKey,
     AssetsDefinition,
+    DynamicOut,
+    DynamicOutput,
     Failure,
     MetadataValue,
+    OpExecutionContext,
+    Out,
     Output,
     PartitionsDefinition,
-    multi_asset,
+    graph_multi_asset,
+    op,
 )
 
 from tft_pipeline.defs.constants import (
+    HANDOVER_IO_MANAGER_KEY,
     INGEST_GROUP,
     SCRAPER_RETRY_POLICY,
     SINGLE_RUN,
     WAREHOUSE_POOL,
+    YAHOO_POOL,
 )
 from tft_pipeline.defs.history import partition_sessions
-from tft_pipeline.defs.io_manager import warehouse_asset, warehouse_out
+from tft_pipeline.defs.io_manager import WAREHOUSE_IO_MANAGER_KEY, warehouse_asset, warehouse_out
 from tft_pipeline.defs.metadata import counts_table, describe_each_session, preview
 from tft_pipeline.defs.resources import PriceSourceResource, RedditSourceResource, UniverseResource
-from tft_pipeline.sources.base import RedditFetch
+from tft_pipeline.sources.base import PriceFetch, RedditFetch
 from tft_pipeline.tables import (
     CORPORATE_ACTION_COLUMNS,
     PRICE_FETCH_FAILURE_COLUMNS,
@@ -152,43 +160,209 @@ RAW_PRICE_FETCH_FAILURES = AssetKey(["raw", "price_fetch_failures"])
 RAW_CORPORATE_ACTIONS = AssetKey(["raw", "corporate_actions"])
 
 
-def _raw_price_assets(partitions: PartitionsDefinition):
-    """``raw/price_history`` and ``raw/price_fetch_failures``: one fetch, either or both kept."""
+@dataclass(frozen=True)
+class PriceBatch:
+    """The tickers of one price fetch step, and the universe they are a batch of."""
 
-    @multi_asset(
-        outs={
-            "raw_price_history": warehouse_out(
-                RAW_PRICE_HISTORY,
-                "Daily bars as fetched, one call per ticker for the run's whole range.",
-            ),
-            "raw_price_fetch_failures": warehouse_out(
-                RAW_PRICE_FETCH_FAILURES,
-                "Tickers the price source could not fetch, one row per ticker and session.",
-            ),
-            "raw_corporate_actions": warehouse_out(
-                RAW_CORPORATE_ACTIONS,
-                "Splits and dividends as the price source reported them, per ex-date session.",
-            ),
-        },
-        name="raw_price_history",
-        group_name=INGEST_GROUP,
-        partitions_def=partitions,
-        backfill_policy=SINGLE_RUN,
-        retry_policy=SCRAPER_RETRY_POLICY,
-        pool=WAREHOUSE_POOL,
-        # Either table can be materialized alone; the fetch is the same, only what is stored differs.
-        can_subset=True,
+    number: int  # 1-based
+    count: int  # batches in the run
+    tickers: tuple[str, ...]
+    universe_size: int
+
+    @property
+    def mapping_key(self) -> str:
+        """The batch's part of its step key: ``raw_price_history.fetch_price_batch[batch_0001]``."""
+        return f"batch_{self.number:04d}"
+
+
+def price_batches(tickers: Sequence[str], batch_tickers: int) -> list[PriceBatch]:
+    """``tickers`` (distinct, in order) cut into batches of at most ``batch_tickers``.
+
+    Always at least one batch, empty for an empty universe, so the tables are still written (empty)
+    as they were before the fan-out.
+    """
+    if batch_tickers < 1:
+        raise ValueError(f"batch_tickers must be at least 1, got {batch_tickers}")
+    distinct = tuple(dict.fromkeys(tickers))
+    chunks = [distinct[i : i + batch_tickers] for i in range(0, len(distinct), batch_tickers)]
+    chunks = chunks or [()]
+    return [
+        PriceBatch(number, len(chunks), chunk, len(distinct))
+        for number, chunk in enumerate(chunks, start=1)
+    ]
+
+
+def merge_price_fetches(fetches: Sequence[PriceFetch]) -> PriceFetch:
+    """The batches' fetches as one fetch of the whole universe (in batch order)."""
+    if len(fetches) == 1:
+        return fetches[0]
+
+    def stacked(frames: list[pd.DataFrame], columns: dict[str, str]) -> pd.DataFrame:
+        frames = [frame for frame in frames if len(frame)]
+        if not frames:
+            return conform(pd.DataFrame(), columns)
+        return conform(pd.concat(frames, ignore_index=True), columns, lenient=True)
+
+    failures = [fetch.failures for fetch in fetches]
+    failure_columns = {c: str(t) for c, t in fetches[0].failures.dtypes.items()}
+    nonempty_failures = [frame for frame in failures if len(frame)]
+    return PriceFetch(
+        bars=stacked([fetch.bars for fetch in fetches], RAW_PRICE_COLUMNS),
+        failures=(
+            pd.concat(nonempty_failures, ignore_index=True).astype(failure_columns)
+            if nonempty_failures
+            else fetches[0].failures.iloc[0:0].reset_index(drop=True)
+        ),
+        requests=sum(fetch.requests for fetch in fetches),
+        notes=tuple(note for fetch in fetches for note in fetch.notes),
+        actions=stacked([fetch.actions for fetch in fetches], CORPORATE_ACTION_COLUMNS),
+        transient_failures=tuple(t for fetch in fetches for t in fetch.transient_failures),
     )
-    def raw_price_history(
-        context: AssetExecutionContext, prices: PriceSourceResource, universe: UniverseResource
+
+
+def refetched(fetch: PriceFetch, again: PriceFetch) -> PriceFetch:
+    """``fetch`` with the tickers of ``again`` (asked once more) replaced by what ``again`` got."""
+    asked = set(again.failures["ticker"]) | set(again.bars["ticker"])
+    asked |= set(fetch.transient_failures)
+    kept = PriceFetch(
+        bars=fetch.bars,
+        failures=fetch.failures[~fetch.failures["ticker"].isin(asked)].reset_index(drop=True),
+        requests=fetch.requests,
+        notes=fetch.notes,
+        actions=fetch.actions,
+        transient_failures=(),
+    )
+    return merge_price_fetches([kept, again])
+
+
+def _pool_slots(instance, pool: str) -> int | None:
+    """How many steps of ``pool`` may run at once on this instance: its limit, else the instance's
+    default pool limit; None when unknown or unlimited."""
+    try:
+        slots = instance.event_log_storage.get_concurrency_info(pool).slot_count
+    except Exception:  # noqa: BLE001 - a storage without pools (an in-memory instance)
+        slots = 0
+    if slots:
+        return int(slots)
+    try:
+        default = instance.global_op_concurrency_default_limit
+    except Exception:  # noqa: BLE001
+        default = None
+    return int(default) if default else None
+
+
+def concurrent_price_fetches(instance, batches: int) -> int:
+    """How many price fetch steps can ask Yahoo at once: the run's batches, at most the
+    ``yahoo_prices`` pool's slots. Each step gets ``TFT_PRICE_RPS`` divided by this."""
+    slots = _pool_slots(instance, YAHOO_POOL)
+    return max(1, min(batches, slots) if slots else batches)
+
+
+def _raw_price_assets(partitions: PartitionsDefinition):
+    """``raw/price_history``, ``raw/price_fetch_failures`` and ``raw/corporate_actions``: one fetch
+    of the universe, fanned out in ticker batches; any of the three tables can be kept alone.
+
+    A graph: ``plan_price_batches`` cuts the run's universe into batches of
+    ``TFT_PRICE_BATCH_TICKERS``; ``fetch_price_batch`` (one step per batch, in the
+    ``yahoo_prices`` pool, outside the warehouse's) fetches each with its share of the rate;
+    ``collect_price_batches`` merges them and judges ``TFT_PRICE_MAX_FAILED_SHARE`` on the whole
+    universe (a Dagster retry of it asks again for the tickers whose failure was transient);
+    ``store_price_tables`` (the warehouse pool) writes the tables. Batches are handed from step to
+    step through ``HANDOVER_IO_MANAGER_KEY``. Under the Celery executor the batches run on several
+    worker processes at once while the warehouse is still written by one step at a time.
+    """
+
+    @op(
+        out=DynamicOut(PriceBatch, io_manager_key=HANDOVER_IO_MANAGER_KEY),
+        description="Cuts the run's universe into batches of TFT_PRICE_BATCH_TICKERS tickers.",
+    )
+    def plan_price_batches(
+        context: OpExecutionContext, prices: PriceSourceResource, universe: UniverseResource
     ):
         sessions = run_sessions(context)
-        # Only the tickers in the universe on some session of the run (TFT_UNIVERSE_FILE ranges),
-        # and of their bars only those of sessions they belong to.
+        # Only the tickers in the universe on some session of the run (TFT_UNIVERSE_FILE ranges).
+        batches = price_batches(universe.tickers_during(sessions), prices.batch_tickers)
+        context.log.info(
+            f"{batches[0].universe_size} tickers in {len(batches)} batch(es) of at most "
+            f"{prices.batch_tickers}"
+        )
+        for batch in batches:
+            yield DynamicOutput(batch, mapping_key=batch.mapping_key)
+
+    @op(
+        pool=YAHOO_POOL,
+        retry_policy=SCRAPER_RETRY_POLICY,
+        out=Out(PriceFetch, io_manager_key=HANDOVER_IO_MANAGER_KEY),
+        description="Fetches one batch of tickers for the run's sessions (failures recorded).",
+    )
+    def fetch_price_batch(
+        context: OpExecutionContext, batch: PriceBatch, prices: PriceSourceResource
+    ) -> PriceFetch:
+        sessions = partition_sessions(context)
+        concurrent = concurrent_price_fetches(context.instance, batch.count)
+        fetch = _fetch_or_fail(
+            lambda: prices.build_source(concurrent).fetch_batch(batch.tickers, sessions)
+        )
+        context.add_output_metadata(
+            {
+                "batch": MetadataValue.text(f"{batch.number} of {batch.count}"),
+                "tickers": MetadataValue.int(len(batch.tickers)),
+                "tickers_failed": MetadataValue.int(len(fetch.failures)),
+                "fetch_requests": MetadataValue.int(fetch.requests),
+                "concurrent_fetch_steps": MetadataValue.int(concurrent),
+            }
+        )
+        return fetch
+
+    @op(
+        pool=YAHOO_POOL,
+        retry_policy=SCRAPER_RETRY_POLICY,
+        out=Out(PriceFetch, io_manager_key=HANDOVER_IO_MANAGER_KEY),
+        description=(
+            "Merges the batches and fails past TFT_PRICE_MAX_FAILED_SHARE of the whole universe; "
+            "a retry asks again for the tickers whose failure was transient."
+        ),
+    )
+    def collect_price_batches(
+        context: OpExecutionContext,
+        fetches: list,
+        prices: PriceSourceResource,
+        universe: UniverseResource,
+    ) -> PriceFetch:
+        sessions = partition_sessions(context)
+        universe_size = len(dict.fromkeys(universe.tickers_during(sessions)))
+        fetch = merge_price_fetches(fetches)
+        if context.retry_number > 0 and fetch.transient_failures:
+            # The step was retried because the budget was exceeded with transient failures among
+            # them: ask again for those tickers only (the batches' own steps succeeded).
+            again_tickers = fetch.transient_failures
+            context.log.info(
+                f"retry {context.retry_number}: fetching again the {len(again_tickers)} "
+                "ticker(s) whose failure was transient"
+            )
+            concurrent = concurrent_price_fetches(context.instance, 1)
+            again = _fetch_or_fail(
+                lambda: prices.build_source(concurrent).fetch_batch(again_tickers, sessions)
+            )
+            fetch = refetched(fetch, again)
+        _fetch_or_fail(lambda: prices.build_source().check_failures(fetch, universe_size))
+        return fetch
+
+    @op(
+        pool=WAREHOUSE_POOL,
+        out={
+            name: Out(io_manager_key=WAREHOUSE_IO_MANAGER_KEY, is_required=False)
+            for name in ("raw_price_history", "raw_price_fetch_failures", "raw_corporate_actions")
+        },
+        description="Writes the fetched bars, failures and corporate actions to the warehouse.",
+    )
+    def store_price_tables(
+        context: OpExecutionContext, fetch: PriceFetch, universe: UniverseResource
+    ):
+        sessions = partition_sessions(context)
         tickers = universe.tickers_during(sessions)
-        fetch = _fetch_or_fail(lambda: prices.build_source().fetch_prices(tickers, sessions))
-        selected = context.selected_asset_keys
-        if RAW_PRICE_HISTORY in selected:
+        selected = context.selected_output_names
+        if "raw_price_history" in selected:
             bars = conform(fetch.bars, RAW_PRICE_COLUMNS, lenient=True)
             bars = bars[bars["session_date"].isin(sessions) | bars["session_date"].isna()]
             bars = bars[universe.members(bars) | bars["session_date"].isna().to_numpy()]
@@ -215,7 +389,7 @@ def _raw_price_assets(partitions: PartitionsDefinition):
                     "fetch_requests": MetadataValue.int(fetch.requests),
                 },
             )
-        if RAW_CORPORATE_ACTIONS in selected:
+        if "raw_corporate_actions" in selected:
             actions = conform(fetch.actions, CORPORATE_ACTION_COLUMNS, lenient=True)
             actions = actions[actions["session_date"].isin(sessions)]
             actions = actions[universe.members(actions)].reset_index(drop=True)
@@ -228,7 +402,7 @@ def _raw_price_assets(partitions: PartitionsDefinition):
                 output_name="raw_corporate_actions",
                 metadata={**shared, "actions": MetadataValue.int(len(actions))},
             )
-        if RAW_PRICE_FETCH_FAILURES in selected:
+        if "raw_price_fetch_failures" in selected:
             failures = fetch.failures
             failed = (
                 failures.merge(pd.DataFrame({"session_date": sessions}), how="cross")
@@ -252,6 +426,32 @@ def _raw_price_assets(partitions: PartitionsDefinition):
                     ),
                 },
             )
+
+    @graph_multi_asset(
+        outs={
+            "raw_price_history": warehouse_out(
+                RAW_PRICE_HISTORY,
+                "Daily bars as fetched, one call per ticker for the run's whole range.",
+            ),
+            "raw_price_fetch_failures": warehouse_out(
+                RAW_PRICE_FETCH_FAILURES,
+                "Tickers the price source could not fetch, one row per ticker and session.",
+            ),
+            "raw_corporate_actions": warehouse_out(
+                RAW_CORPORATE_ACTIONS,
+                "Splits and dividends as the price source reported them, per ex-date session.",
+            ),
+        },
+        name="raw_price_history",
+        group_name=INGEST_GROUP,
+        partitions_def=partitions,
+        backfill_policy=SINGLE_RUN,
+        # Any of the tables can be materialized alone; the fetch is the same, only what is stored differs.
+        can_subset=True,
+    )
+    def raw_price_history():
+        fetches = plan_price_batches().map(fetch_price_batch).collect()
+        return store_price_tables(collect_price_batches(fetches))._asdict()
 
     return raw_price_history
 
