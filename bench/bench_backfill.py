@@ -146,7 +146,9 @@ def _measured_child(env: dict[str, str], first: str, last: str) -> dict[str, flo
     }
 
 
-def backfill_and_daily(tickers: int, sessions: int) -> dict[str, dict[str, float] | int | str]:
+def backfill_and_daily(
+    tickers: int, sessions: int, repeats: int = DAILY_REPEATS
+) -> dict[str, dict[str, float] | int | str]:
     """A fresh backfill of ``sessions`` sessions ending on LAST_SESSION, then the daily run of
     the next session on the same instance and warehouse."""
     from tft_pipeline.trading_calendar import nyse_calendar
@@ -159,7 +161,7 @@ def backfill_and_daily(tickers: int, sessions: int) -> dict[str, dict[str, float
         backfill = _measured_child(env, first, LAST_SESSION)
         # The daily run three times (each re-books the same session from the state before it):
         # its median, since a few seconds on a shared machine move with the neighbours' load.
-        repeats = [_measured_child(env, DAILY_SESSION, DAILY_SESSION) for _ in range(DAILY_REPEATS)]
+        repeats = [_measured_child(env, DAILY_SESSION, DAILY_SESSION) for _ in range(repeats)]
         daily = {
             key: statistics.median(run[key] for run in repeats)
             for key in ("wall_s", "run_s", "cpu_s", "peak_rss_mib")
@@ -181,7 +183,7 @@ def run(quick: bool = False) -> dict[str, object]:
     figures: dict[str, object] = {"last_session": LAST_SESSION, "cpus": os.cpu_count()}
     for tickers, lengths in QUICK_SIZES if quick else FULL_SIZES:
         for sessions in lengths:
-            result = backfill_and_daily(tickers, sessions)
+            result = backfill_and_daily(tickers, sessions, 1 if quick else DAILY_REPEATS)
             key = f"{tickers}t_{sessions}s"
             figures[key] = result
             print(f"bench backfill {key}: {json.dumps(result)}", file=sys.stderr, flush=True)

@@ -11,9 +11,10 @@ def test_the_quick_backfill_benchmark_reports_its_figures():
 
     figures = run(quick=True)
     for key in ("10t_10s", "10t_20s"):
-        for part in ("backfill", "daily"):
-            measured = figures[key][part]
-            assert {"wall_s", "run_s", "cpu_s", "peak_rss_mib", "load_1min_before"} <= set(measured)
+        backfill, daily = figures[key]["backfill"], figures[key]["daily"]
+        assert {"wall_s", "run_s", "cpu_s", "peak_rss_mib", "load_1min_before"} <= set(backfill)
+        assert {"wall_s", "run_s", "cpu_s", "peak_rss_mib", "load_1min_each"} <= set(daily)
+        for measured in (backfill, daily):
             assert measured["peak_rss_mib"] > 0 and measured["cpu_s"] > 0
     assert set(figures["10t_s_per_session_by_range"]) == {"10", "20"}
     assert set(figures["10t_daily_run_s_by_history"]) == {"10", "20"}
