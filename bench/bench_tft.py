@@ -28,6 +28,8 @@ import time
 import numpy as np
 import pandas as pd
 
+# python -m bench (make bench, the default .venv) skips this one without torch.
+REQUIRES = {"torch": "make bench-tft runs it in .venv-tft"}
 SPEED_TICKERS, SPEED_SESSIONS = 300, 750
 QUICK_SPEED = (30, 200)
 ENCODER, HIDDEN, HEADS, BATCH, LEARNING_RATE = 60, 16, 2, 128, 3e-3
