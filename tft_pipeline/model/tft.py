@@ -12,8 +12,10 @@ position-wise GRN into one logit: P(target before stop), trained with binary cro
 
 ``fit`` holds out the latest ``validation_fraction`` of training sessions (purged by the label
 horizon), keeps the epoch with the lowest validation loss and calibrates the logit on that
-validation part (Platt scaling), so ``confidence`` is a probability. Everything is seeded and runs
-deterministic algorithms on ``TORCH_THREADS`` threads: the same inputs give the same signals.
+validation part (Platt scaling), its intercept shifted to the whole window's base rate (a prior
+shift: the base rate swings between periods), so ``confidence`` is a probability. Everything is
+seeded and runs deterministic algorithms on ``TORCH_THREADS`` threads: the same inputs give the
+same signals.
 
 Windows are gathered from a dense ticker × session panel of the snapshot history: a row's encoder
 is its ticker's ``encoder_length`` sessions up to and including its own (features are point in
@@ -311,10 +313,17 @@ class TFTSignalModel:
     # Fewer epochs when warm-started from the previous version's weights.
     warm_start_epochs: int = 2
     patience: int = 2
-    validation_fraction: float = 0.2
+    # The latest 40 % of the window validates (early stopping) and calibrates: on the sample
+    # market's walk-forward 0.4 beat 0.2 (README, the TFT section).
+    validation_fraction: float = 0.4
     purge_sessions: int = 10  # the label horizon: fitting labels resolve before validation starts
     seed: int = 42
     warm_start: bool = True
+    # "window": Platt scaling fitted on the validation part, its intercept then shifted by the
+    # log-odds from the validation part's base rate to the whole training window's (all labels
+    # resolved before the fit's as-of); "validation": the Platt fit alone, which carries the
+    # latest sessions' base rate into the next ones.
+    calibration: str = "window"
     # Fitted state: the weights in memory, or the checkpoint they are loaded from by path.
     state: TFTState | None = field(default=None, compare=False, repr=False)
     checkpoint: str | None = field(default=None, compare=False)
@@ -421,6 +430,10 @@ class TFTSignalModel:
             network.load_state_dict(best[2])
             logits = _logits(network, panel, ticker_idx, session_idx, static, validation, self)
             a, b = _platt(logits, labels[validation])
+            if self.calibration not in ("window", "validation"):
+                raise ValueError(f"unknown calibration {self.calibration!r}")
+            if self.calibration == "window":
+                b += _log_odds(labels.mean()) - _log_odds(labels[validation].mean())
             importance = _variable_importance(
                 network, panel, ticker_idx, session_idx, static, fitting, self
             )
@@ -658,6 +671,11 @@ def _bce(logits: np.ndarray, labels: np.ndarray) -> float:
     labels = np.asarray(labels, dtype="float64")
     # log(1 + e^x) - y x, computed stably.
     return float(np.mean(np.logaddexp(0.0, logits) - labels * logits))
+
+
+def _log_odds(rate: float) -> float:
+    rate = min(max(float(rate), 1e-6), 1.0 - 1e-6)
+    return math.log(rate / (1.0 - rate))
 
 
 def _platt(logits: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
