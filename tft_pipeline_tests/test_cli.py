@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -46,6 +47,8 @@ def test_run_materializes_the_latest_sessions_and_prints_the_report(tmp_path):
     # The terminal shows the steps' progress, not Dagster's per-event DEBUG stream.
     terminal = out + result.stderr
     assert "progress: step 15/15" in terminal
+    # The run's step count is known from its first line on (the price scrape's fan-out included).
+    assert set(re.findall(r"progress: step \d+/(\d+) ", terminal)) == {"15"}
     assert " - DEBUG - " not in terminal and "ASSET_MATERIALIZATION" not in terminal
     # Three sessions are too few to train the walk-forward model: the report says why, no crash.
     assert "No trading signal yet" in out
