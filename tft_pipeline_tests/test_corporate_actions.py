@@ -379,27 +379,32 @@ def test_an_order_decided_before_the_split_fills_after_it_in_new_units():
     assert pd.isna(position["closed_on"])
 
 
+def five_shares_across_a_split(ratio: float, after: float, spread: float):
+    """A long of 5 shares (2.5 % of 100,000 at 500) filled before a split of ``ratio`` on
+    SPLIT_DAY, the bars flat at ``after`` (± ``spread``) from the ex-date on."""
+    prices = ledger_market()
+    prices.loc[prices["session_date"] >= SPLIT_DAY, ["open", "high", "low", "close"]] = [
+        after,
+        after + spread,
+        after - spread,
+        after,
+    ]
+    return run_paper_portfolio(
+        aapl_signal(),
+        prices,
+        LEDGER_DAYS,
+        RiskManager(RiskLimits(min_confidence=0.5, max_position_fraction=0.025)),
+        config=FRICTIONLESS,
+        actions=actions(("AAPL", SPLIT_DAY, ratio, 0.0)),
+    )
+
+
 def test_fractional_shares_are_paid_out_as_cash_in_lieu():
     roll = roll_across_split(np.array([5, 10, 15, 7]), np.array([1.5, 4.0, 0.1, 1 / 7]))
     assert roll.shares.tolist() == [7, 40, 1, 1]
     assert roll.fraction == pytest.approx([0.5, 0.0, 0.5, 0.0], abs=1e-9)
     after = 500 / 1.5
-    prices = ledger_market()
-    prices.loc[prices["session_date"] >= SPLIT_DAY, ["open", "high", "low", "close"]] = [
-        after,
-        after + 1,
-        after - 1,
-        after,
-    ]
-    limits = RiskLimits(min_confidence=0.5, max_position_fraction=0.025)  # 2,500 / 500: 5 shares
-    booked = run_paper_portfolio(
-        aapl_signal(),
-        prices,
-        LEDGER_DAYS,
-        RiskManager(limits),
-        config=FRICTIONLESS,
-        actions=actions(("AAPL", SPLIT_DAY, 1.5, 0.0)),
-    )
+    booked = five_shares_across_a_split(1.5, after, spread=1)
     position = booked.positions.iloc[0]
     assert position["shares"] == 7  # 5 × 1.5 = 7.5: 7 shares and half a share in cash
     in_lieu = 0.5 * CLOSE_BEFORE / 1.5  # at the last close, in new units
@@ -415,23 +420,8 @@ def test_fractional_shares_are_paid_out_as_cash_in_lieu():
 
 
 def test_a_reverse_split_that_leaves_no_whole_share_closes_the_position_as_cash_in_lieu():
-    after = CLOSE_BEFORE * 10  # 1-for-10: the bars after the split are ten times higher
-    prices = ledger_market()
-    prices.loc[prices["session_date"] >= SPLIT_DAY, ["open", "high", "low", "close"]] = [
-        after,
-        after + 10,
-        after - 10,
-        after,
-    ]
-    limits = RiskLimits(min_confidence=0.5, max_position_fraction=0.025)  # 5 shares at 500
-    booked = run_paper_portfolio(
-        aapl_signal(),
-        prices,
-        LEDGER_DAYS,
-        RiskManager(limits),
-        config=FRICTIONLESS,
-        actions=actions(("AAPL", SPLIT_DAY, 0.1, 0.0)),
-    )
+    # 1-for-10: the bars after the split are ten times higher.
+    booked = five_shares_across_a_split(0.1, CLOSE_BEFORE * 10, spread=10)
     assert len(booked.positions) == 1
     position = booked.positions.iloc[0]
     # 5 × 0.1 = half a share: nothing whole is left, all of it is paid at the last close in
