@@ -12,7 +12,7 @@
    logistic baseline's on the same split for scale. pytorch-forecasting comes with
    ``make bench-tft`` (extra ``tft-reference``); without it this part records that it was skipped.
 2. A whole walk-forward on the sample market (50 tickers, 2023-2024, the first 60 sessions only
-   train), baseline, TFT and the TFT on the baseline's inputs (``tft_mention``), each in its own
+   train), baseline, TFT and the plain TFT without its linear path (``tft_plain``), each in its own
    spawned process: wall time and peak memory (VmHWM).
 3. TFT against the baseline on the same out-of-sample sessions: AUC, Brier skill, rank IC against
    5- and 10-session forward returns, the catalyst edge recovered (as ``bench_trading``), and the
@@ -38,8 +38,9 @@ WALK_TICKERS, WALK_SPAN, TRAINING_ONLY_SESSIONS = 50, ("2023-01-03", "2024-12-31
 QUICK_WALK = (10, ("2024-01-02", "2024-12-31"))
 WIDE_TICKERS = 500  # the default universe
 CONFIDENT = 0.70
-# Each in its own process: the baseline, the TFT (all inputs), the TFT on the baseline's inputs.
-WALK_MODELS = ("baseline", "tft", "tft_mention")
+# Each in its own process: the baseline, the TFT (its defaults: a linear path on the baseline's
+# inputs beside the network), the plain TFT (the network alone, no linear path).
+WALK_MODELS = ("baseline", "tft", "tft_plain")
 
 
 def _round(value, digits: int = 4):
@@ -91,6 +92,9 @@ def _ours(snapshots, usable) -> dict:
     from tft_pipeline.model.tft import TFTSignalModel
 
     model = TFTSignalModel(
+        # The network alone, as the stock TFT is: the linear path (a logistic regression fitted
+        # first) and its significance gate would make this a comparison of something else.
+        linear_inputs=(),
         encoder_length=ENCODER,
         hidden=HIDDEN,
         heads=HEADS,
@@ -287,14 +291,14 @@ def _market(n_tickers: int, span: tuple[str, str]):
 
 def _walk_child(which: str, n_tickers: int, span, queue) -> None:
     """One walk-forward in its own process, so its peak memory is its own."""
-    from tft_pipeline.model import DEFAULT_INPUTS, LogisticBaseline, walk_forward
+    from tft_pipeline.model import LogisticBaseline, walk_forward
 
     _tickers, sessions, snapshots, prices = _market(n_tickers, span)
     if which.startswith("tft"):
         from tft_pipeline.model.tft import TFTSignalModel
 
-        # tft_mention: the TFT on the baseline's inputs (catalysts and mentions, no technicals).
-        model = TFTSignalModel() if which == "tft" else TFTSignalModel(inputs=DEFAULT_INPUTS)
+        # tft_plain: the network alone, without the linear path on the baseline's inputs.
+        model = TFTSignalModel() if which == "tft" else TFTSignalModel(linear_inputs=())
     else:
         model = LogisticBaseline()
     rss_before = _peak_rss_mb()
@@ -313,6 +317,9 @@ def _walk_child(which: str, n_tickers: int, span, queue) -> None:
             "with_skill": sum(m.metrics.has_skill for m in result.models),
             "holdout_auc": [m.metrics.auc for m in result.models],
             "warm_started": sum(m.warm_start_from is not None for m in result.models),
+            "network_kept": sum(
+                bool(getattr(m.estimator, "network_kept", False)) for m in result.models
+            ),
             "epochs": [m.epochs for m in result.models],
             "training_seconds": [m.training_seconds for m in result.models],
             "importance": (
@@ -343,10 +350,12 @@ def _judge(prefix, signals, tickers, scored, snapshots, prices) -> dict:
     from tft_pipeline.sample_market import catalyst_edge_summary, catalyst_events
 
     keys = ["ticker", "session_date"]
-    labels = triple_barrier_labels(snapshots, prices)[[*keys, "label"]]
+    all_labels = triple_barrier_labels(snapshots, prices)
+    labels = all_labels[[*keys, "label"]]
     resolved = signals.merge(labels, on=keys, how="left")
     resolved = resolved[resolved["label"].notna()]
     base_rate = float(resolved["label"].mean())
+    known_rate = resolved["model_version"].map(_known_base_rates(all_labels, resolved))
     edge5 = edge_recovery_report(snapshots, prices, signals, ic_horizon=5)
     edge10 = edge_recovery_report(snapshots, prices, signals)
     confident = resolved[resolved["confidence"] >= CONFIDENT]
@@ -366,6 +375,13 @@ def _judge(prefix, signals, tickers, scored, snapshots, prices) -> dict:
         f"{prefix}brier_skill": _round(
             brier_skill(resolved["confidence"], resolved["label"], base_rate)
         ),
+        # Against the base rate each version knew (its training window's): the skill a trader
+        # could have had, not the hindsight one above.
+        f"{prefix}brier_skill_known_rate": _round(
+            1.0
+            - np.mean((resolved["confidence"] - resolved["label"]) ** 2)
+            / np.mean((known_rate - resolved["label"]) ** 2)
+        ),
         f"{prefix}rank_ic_5": _round(edge5["ic_mean"]),
         f"{prefix}rank_ic_10": _round(edge10["ic_mean"]),
         f"{prefix}planted_sentiment_ic_5": _round(edge5["sentiment_ic_mean"]),
@@ -382,6 +398,20 @@ def _judge(prefix, signals, tickers, scored, snapshots, prices) -> dict:
         f"{prefix}portfolio_total_return_net": _round(report.total_return),
         f"{prefix}portfolio_max_drawdown": _round(report.max_drawdown),
     }
+
+
+def _known_base_rates(labels: pd.DataFrame, resolved: pd.DataFrame) -> dict[str, float]:
+    """Each model version's training base rate: the labels of its window (``<train start>-<as
+    of>-...`` in the version) known before its as-of, as ``training_mask`` picks them."""
+    known_on = labels["label_known_on"].to_numpy(dtype="datetime64[ns]")
+    session = labels["session_date"].to_numpy(dtype="datetime64[ns]")
+    value = labels["label"].to_numpy(dtype="float64")
+    rates = {}
+    for version in resolved["model_version"].unique():
+        start, as_of = (np.datetime64(pd.Timestamp(part), "ns") for part in version.split("-")[:2])
+        mask = ~np.isnan(value) & (known_on < as_of) & (session >= start)
+        rates[version] = float(value[mask].mean())
+    return rates
 
 
 def walk_figures(
@@ -407,6 +437,7 @@ def walk_figures(
         figures[f"{prefix}mean_holdout_auc"] = _round(np.nanmean(result["holdout_auc"]))
         if which.startswith("tft"):
             figures[f"{prefix}models_warm_started"] = result["warm_started"]
+            figures[f"{prefix}models_network_kept"] = result["network_kept"]
             figures[f"{prefix}mean_epochs"] = _round(np.mean(result["epochs"]), 2)
             figures[f"{prefix}mean_seconds_per_version"] = _round(
                 np.mean(result["training_seconds"]), 1

@@ -24,10 +24,10 @@ SETTINGS = {"TFT_SIGNAL_MODEL": "tft", "TFT_RISK_MIN_CONFIDENCE": "0.25"}
 TINY = {"encoder_length": 10, "hidden": 8, "heads": 2, "max_epochs": 1, "warm_start_epochs": 1}
 
 
-def tiny_model():
+def tiny_model(**params):
     from tft_pipeline.model.tft import TFTSignalModel
 
-    return TFTSignalModel(**TINY)
+    return TFTSignalModel(**{**TINY, **params})
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +123,10 @@ def tft_pipeline_run(tmp_path_factory):
     from tft_pipeline_tests.conftest import Pipeline
 
     patch = pytest.MonkeyPatch()
-    patch.setattr(signal_module, "signal_model", lambda settings: tiny_model())
+    # The network alone (no linear path): a one-epoch network on 12 tickers does not beat the
+    # linear path, so with it no version would keep its network and the attention path would have
+    # nothing to read. The linear path and its bar are tested on their own below.
+    patch.setattr(signal_module, "signal_model", lambda settings: tiny_model(linear_inputs=()))
     try:
         with DagsterInstance.ephemeral() as instance:
             folder = tmp_path_factory.mktemp("tft")
@@ -161,6 +164,8 @@ def test_the_tft_scores_sessions_through_the_real_assets(tft_pipeline_run):
         assert trained.estimator.checkpoint == str(folder / row["checkpoint"])
         importance = pd.DataFrame(json.loads(row["variable_importance"]))
         assert importance["importance"].sum() == pytest.approx(1.0, abs=1e-4)
+        # Whether the version's network adds to its confidence (or it kept its linear start).
+        assert row["network_kept"] == trained.estimator.network_kept
 
 
 def test_model_versions_metadata_shows_variable_importance(tft_pipeline_run):
@@ -181,7 +186,8 @@ def test_accepted_signals_get_their_attention_over_past_sessions(tft_pipeline_ru
     """The attention asset ran; a one-epoch TFT on 12 tickers has no out-of-sample skill, so the
     risk manager's skill gate accepts none of its signals and the table is empty. The same code
     path is then run on every signal of the run, as if all were accepted, from the stored
-    versions (checkpoints loaded by path)."""
+    versions (checkpoints loaded by path): attention for the signals of the versions whose
+    network adds to the confidence, none for a version that is its linear path alone."""
     from tft_pipeline.defs.assets.signals import attention_rows
 
     pipeline, _ = tft_pipeline_run
@@ -193,6 +199,7 @@ def test_accepted_signals_get_their_attention_over_past_sessions(tft_pipeline_ru
     snapshots = pipeline.table("features.feature_snapshots")
     rows = attention_rows(signals, versions, snapshots, pipeline.warehouse_path.parent)
     keys = ["ticker", "session_date"]
+    assert versions["network_kept"].astype(bool).all()
     assert len(rows) == len(signals)
     assert sorted(map(tuple, rows[keys].astype(str).to_numpy())) == sorted(
         map(tuple, signals[keys].astype(str).to_numpy())
@@ -221,3 +228,109 @@ def test_retrained_from_scratch_the_run_gives_the_same_signals(tft_pipeline_run)
     )
     versions_after = pipeline.table("signals.model_versions")
     assert list(versions_before["model_version"]) == list(versions_after["model_version"])
+
+
+def test_the_linear_path_starts_from_the_logistic_regression_and_the_network_must_earn_its_place(
+    market, tmp_path
+):
+    """With ``linear_inputs`` a fit starts from the baseline's logistic regression on those inputs
+    of the decision session (the network's head zeroed), and keeps the network's weights only when
+    they beat that start on the validation sessions by ``min_gain_z`` standard errors."""
+    from sklearn.linear_model import LogisticRegression
+
+    from tft_pipeline.model import DEFAULT_INPUTS
+    from tft_pipeline.model.baseline import model_inputs
+    from tft_pipeline.model.tft import TFTSignalModel
+
+    snapshots, _, rows, y = market
+    linear = {**TINY, "linear_inputs": DEFAULT_INPUTS, "max_epochs": 2}
+    # An unreachable bar: the start is kept, so the model is the logistic regression alone.
+    kept = TFTSignalModel(**linear, min_gain_z=float("inf")).fit(rows, y, history=snapshots)
+    state = kept.loaded_state()
+    assert kept.fit_report.best_epoch == 0 and kept.fit_report.epochs >= 1
+    assert not state.state_dict["head.weight"].any() and not state.state_dict["head.bias"].any()
+    inputs = list(kept.inputs)
+    sessions = np.sort(rows["session_date"].unique())
+    cut = int(len(sessions) * (1 - kept.validation_fraction))
+    fitting = (rows["session_date"] < sessions[cut - kept.purge_sessions]).to_numpy()
+    raw = model_inputs(rows.reset_index(drop=True), kept.inputs).to_numpy("float64")
+    standardized = np.nan_to_num(np.clip((raw - state.mean) / state.scale, -5, 5))
+    index = [inputs.index(name) for name in DEFAULT_INPUTS]
+    expected = LogisticRegression(C=0.1, max_iter=500).fit(
+        standardized[fitting][:, index].astype("float32").astype("float64"), y[fitting]
+    )
+    assert np.allclose(state.state_dict["linear.weight"].numpy(), expected.coef_, atol=1e-4)
+    # Its importance is then the linear path's (standardized coefficient magnitudes), not the
+    # selection weights of a network that adds nothing.
+    assert not kept.network_kept and not kept.fit_report.network_kept
+    importance = kept.variable_importance.set_index("variable")["importance"]
+    shares = np.abs(expected.coef_.ravel()) / np.abs(expected.coef_).sum()
+    assert np.allclose(importance[list(DEFAULT_INPUTS)], shares, atol=1e-4)
+    assert importance.drop(list(DEFAULT_INPUTS)).eq(0).all()
+    a, b = state.calibration
+    logit = expected.decision_function(standardized[:, index])
+    assert np.allclose(
+        kept.predict_proba(rows, history=snapshots), 1 / (1 + np.exp(-(a * logit + b))), atol=1e-4
+    )
+    # No bar: the epoch with the lowest validation loss wins, as without the linear path.
+    free = TFTSignalModel(**linear, min_gain_z=-float("inf")).fit(rows, y, history=snapshots)
+    report = free.fit_report
+    assert report.best_epoch >= 1 and report.network_kept and free.network_kept
+    assert report.validation_loss < kept.fit_report.validation_loss
+    # A checkpoint keeps the linear path and its inputs.
+    saved = kept.save(tmp_path / "linear" / "checkpoint.pt")
+    loaded = TFTSignalModel.load(saved.checkpoint)
+    assert loaded.linear_inputs == DEFAULT_INPUTS
+    scored = rows.tail(30)
+    assert np.array_equal(
+        kept.predict_proba(scored, history=snapshots), loaded.predict_proba(scored, snapshots)
+    )
+    with pytest.raises(ValueError, match="linear_inputs"):
+        TFTSignalModel(inputs=DEFAULT_INPUTS[:2], linear_inputs=DEFAULT_INPUTS)
+
+
+def test_the_gain_of_the_network_is_judged_per_session():
+    from tft_pipeline.model.tft import _gain_z
+
+    sessions = np.repeat(np.arange(50), 20)
+    rng = np.random.default_rng(0)
+    noise = rng.normal(0, 0.05, len(sessions))
+    assert _gain_z(noise, sessions) < 2  # a gain that is noise does not pass
+    assert _gain_z(noise + 0.05, sessions) > 2  # a steady one does
+    # One lucky session carries a mean gain but not a steady one.
+    lucky = np.where(sessions == 0, 3.0, 0.0) + noise
+    assert lucky.mean() > 0.05 and _gain_z(lucky, sessions) < 2
+
+
+@pytest.mark.parametrize("min_gain_z", [float("inf"), -float("inf")])
+def test_a_version_that_is_its_linear_path_alone_stores_no_attention(market, tmp_path, min_gain_z):
+    """Attention is stored for the signals of versions whose network adds to the confidence only:
+    with an unreachable bar every version is its linear path alone and none is stored; with no
+    bar the signals of every version that kept its network get theirs."""
+    from tft_pipeline.defs.assets.signals import attention_rows
+    from tft_pipeline.model.walk_forward import ModelStore, WalkForwardConfig, walk_forward
+
+    snapshots, prices, _, _ = market
+    sessions = np.sort(snapshots["session_date"].unique())
+    config = WalkForwardConfig(retrain_every=20, min_train_rows=100, train_window_sessions=80)
+    store = ModelStore(tmp_path / "models")
+    model = tiny_model(min_gain_z=min_gain_z)
+    result = walk_forward(
+        snapshots, prices, sessions[120:], model=model, config=config, store=store
+    )
+    kept = {t.version for t in result.models if t.estimator.network_kept}
+    # No bar: a version keeps its network when any epoch lowered the validation loss at all.
+    assert bool(kept) == (min_gain_z < 0)
+    versions = pd.DataFrame(
+        {
+            "model_version": [trained.version for trained in result.models],
+            "artifact": [
+                f"models/{store.folder(trained.name, trained.version).name}/trained.pkl"
+                for trained in result.models
+            ],
+        }
+    )
+    rows = attention_rows(result.signals, versions, snapshots, tmp_path)
+    with_network = result.signals[result.signals["model_version"].isin(kept)]
+    assert len(result.signals) and len(rows) == len(with_network)
+    assert set(rows["model_version"]) == kept

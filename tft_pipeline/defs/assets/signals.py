@@ -87,6 +87,9 @@ MODEL_VERSION_COLUMNS = {
     "warm_start_from": "object",  # the version whose weights the fit started from (None: cold)
     "checkpoint": "object",  # the TFT's weights, loaded by path (relative to the warehouse)
     "variable_importance": "object",  # TFT: JSON [{variable, importance}], mean selection weight
+    # TFT: whether the network adds to the confidence; false when the fit kept its linear start
+    # alone (the importance is then the linear path's, and no attention is stored).
+    "network_kept": "boolean",
 }
 
 SIGNAL_ATTENTION_COLUMNS = {
@@ -179,6 +182,7 @@ def _model_version_rows(result, sessions: pd.DatetimeIndex, artifacts: Path) -> 
                 "warm_start_from": trained.warm_start_from,
                 "checkpoint": checkpoint,
                 "variable_importance": _importance_json(trained),
+                "network_kept": getattr(trained.estimator, "network_kept", pd.NA),
             }
         )
     return conform(pd.DataFrame(rows), MODEL_VERSION_COLUMNS)
@@ -329,6 +333,7 @@ def _signal_assets(
                     ),
                     "variable_importance_chart": charts[version],
                     "epochs": MetadataValue.int(int(row["epochs"])),
+                    "network_kept": MetadataValue.bool(bool(row["network_kept"])),
                     "warm_start_from": MetadataValue.text(str(row["warm_start_from"] or "cold")),
                     "checkpoint": MetadataValue.path(str(row["checkpoint"])),
                 }
@@ -458,6 +463,8 @@ def attention_rows(
         if version not in artifacts or not path.is_file():
             continue
         trained: TrainedModel = pickle.loads(path.read_bytes())
+        if not getattr(trained.estimator, "network_kept", True):
+            continue  # the version is its linear path alone: its network's attention says nothing
         history = snapshots.assign(session_date=pd.to_datetime(snapshots["session_date"]))
         keyed = rows[["ticker", "session_date", "confidence"]].assign(
             session_date=lambda r: pd.to_datetime(r["session_date"])
