@@ -114,6 +114,15 @@ def test_a_bool_column_refuses_a_missing_value():
         conform(pd.DataFrame({"ok": [True, None]}), {"ok": "bool"})
 
 
+def test_a_nullable_boolean_column_keeps_a_missing_value_and_refuses_text():
+    # model_versions.network_kept: true/false for the TFT, missing for the baseline (no network).
+    frame = conform(pd.DataFrame({"kept": [True, None, False]}), {"kept": "boolean"})
+    assert str(frame["kept"].dtype) == "boolean"
+    assert frame["kept"].tolist()[0] is True and frame["kept"].isna().tolist() == [False, True, False]
+    with pytest.raises(ValueError, match="'kept' to boolean: cannot convert 'maybe'"):
+        conform(pd.DataFrame({"kept": ["maybe"]}), {"kept": "boolean"})
+
+
 def test_aware_timestamps_become_naive_utc_and_mixed_text_formats_parse():
     out = conform(
         pd.DataFrame(
