@@ -334,3 +334,27 @@ def test_a_version_that_is_its_linear_path_alone_stores_no_attention(market, tmp
     with_network = result.signals[result.signals["model_version"].isin(kept)]
     assert len(result.signals) and len(rows) == len(with_network)
     assert set(rows["model_version"]) == kept
+
+
+def test_a_checkpoint_from_before_the_linear_path_loads_as_the_plain_network(market, tmp_path):
+    """Versions stored before ``linear_inputs`` existed (no such parameter in the checkpoint or
+    the pickle) load as what they were, the network alone, and score as before."""
+    import torch
+
+    from tft_pipeline.model.tft import TFTSignalModel
+
+    snapshots, _, rows, y = market
+    plain = tiny_model(linear_inputs=()).fit(rows, y, history=snapshots)
+    saved = plain.save(tmp_path / "old" / "checkpoint.pt")
+    stored = torch.load(saved.checkpoint, weights_only=False)
+    del stored["params"]["linear_inputs"], stored["params"]["min_gain_z"]
+    torch.save(stored, saved.checkpoint)
+    state = saved.__getstate__()
+    del state["linear_inputs"]
+    old_pickle = TFTSignalModel.__new__(TFTSignalModel)
+    old_pickle.__setstate__(state)
+    scored = rows.tail(30)
+    expected = plain.predict_proba(scored, history=snapshots)
+    for old in (TFTSignalModel.load(saved.checkpoint), old_pickle):
+        assert old.linear_inputs == ()
+        assert np.array_equal(expected, old.predict_proba(scored, history=snapshots))
