@@ -41,3 +41,32 @@ def test_peak_memory_is_the_process_own():
         child = pool.apply(_peak_rss_mb)
     assert _peak_rss_mb() > 300
     assert not math.isnan(child) and child < 200
+
+
+def test_the_known_base_rate_of_a_version_is_its_training_windows():
+    """The reference of the benchmark's point-in-time Brier skill: for each version, the share of
+    target-first labels among its window's rows (from its train start) known before its as-of."""
+    import pandas as pd
+
+    from bench.bench_tft import _known_base_rates
+
+    labels = pd.DataFrame(
+        {
+            "session_date": pd.to_datetime(
+                ["2024-01-02", "2024-01-03", "2024-01-04", "2024-01-05"]
+            ),
+            "label_known_on": pd.to_datetime(
+                ["2024-01-08", "2024-01-09", "2024-01-20", "2024-01-09"]
+            ),
+            "label": [1.0, 1.0, 0.0, None],
+        }
+    )
+    versions = pd.DataFrame(
+        {"model_version": ["20240102-20240110-pabc-dabc", "20240103-20240121-pabc-dabc"]}
+    )
+    rates = _known_base_rates(labels, versions)
+    # Known before 01-10: the first two rows (the third resolves on 01-20, the fourth never).
+    assert rates["20240102-20240110-pabc-dabc"] == pytest.approx(1.0)
+    # From 01-03, known before 01-21: rows two and three.
+    assert rates["20240103-20240121-pabc-dabc"] == pytest.approx(0.5)
+    assert set(rates) == set(versions["model_version"])
