@@ -344,7 +344,7 @@ def _in_child(which: str, n_tickers: int, span) -> dict:
 def _judge(prefix, signals, tickers, scored, snapshots, prices) -> dict:
     from tft_pipeline.backtest import backtest_report
     from tft_pipeline.model import edge_recovery_report, triple_barrier_labels
-    from tft_pipeline.model.calibration import brier_skill
+    from tft_pipeline.model.calibration import brier_score, brier_skill
     from tft_pipeline.portfolio import PortfolioConfig, run_paper_portfolio
     from tft_pipeline.risk import RiskLimits, RiskManager
     from tft_pipeline.sample_market import catalyst_edge_summary, catalyst_events
@@ -379,8 +379,8 @@ def _judge(prefix, signals, tickers, scored, snapshots, prices) -> dict:
         # could have had, not the hindsight one above.
         f"{prefix}brier_skill_known_rate": _round(
             1.0
-            - np.mean((resolved["confidence"] - resolved["label"]) ** 2)
-            / np.mean((known_rate - resolved["label"]) ** 2)
+            - brier_score(resolved["confidence"], resolved["label"])
+            / brier_score(known_rate, resolved["label"])
         ),
         f"{prefix}rank_ic_5": _round(edge5["ic_mean"]),
         f"{prefix}rank_ic_10": _round(edge10["ic_mean"]),

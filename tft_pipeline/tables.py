@@ -131,8 +131,11 @@ def conform(frame: pd.DataFrame, columns: dict[str, str], *, lenient: bool = Fal
         else:
             converted = pd.to_numeric(series, errors="coerce")
         missing = series.isna().to_numpy()
-        # pandas' nullable dtypes ("boolean", "Int64") are not numpy's and hold nulls.
-        holds_nulls = dtype[0].isupper() or dtype == "boolean" or np.dtype(dtype).kind not in "iub"
+        # pandas' nullable extension dtypes ("boolean", "Int64") hold nulls; numpy ints, bools not.
+        resolved = pd.api.types.pandas_dtype(dtype)
+        holds_nulls = isinstance(resolved, pd.api.extensions.ExtensionDtype) or (
+            resolved.kind not in "iub"
+        )
         if not lenient or not holds_nulls:
             _refuse(name, dtype, series, ~missing & converted.isna().to_numpy(), "cannot convert")
         if not holds_nulls:

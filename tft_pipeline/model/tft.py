@@ -39,7 +39,13 @@ import pandas as pd
 import torch
 from torch import nn
 
-from tft_pipeline.model.baseline import ALL_INPUTS, DEFAULT_INPUTS, model_inputs
+from tft_pipeline.model.baseline import (
+    ALL_INPUTS,
+    DEFAULT_INPUTS,
+    SKLEARN_THREADS,
+    LogisticBaseline,
+    model_inputs,
+)
 
 # One thread: on the 2-core machine shared with other processes, two torch threads were 8-20x
 # slower per step under contention (../shared/TFT_FACTS.md); one held steady.
@@ -349,7 +355,7 @@ class TFTSignalModel:
     # and the Brier skill against the base rate each version knew from +0.002 to +0.005
     # (README). () for the plain TFT.
     linear_inputs: tuple[str, ...] = DEFAULT_INPUTS
-    linear_regularization: float = 0.1
+    linear_regularization: float = LogisticBaseline.regularization
     # With a linear path: how many standard errors the network's validation gain over the
     # linear path alone must reach for its weights to be kept (see ``_train``).
     min_gain_z: float = 2.0
@@ -424,10 +430,9 @@ class TFTSignalModel:
         epochs = self.warm_start_epochs if warm is not None else self.max_epochs
         with torch_determinism(self.seed):
             network = self._start(tickers, warm, data, fitting)
-            best_loss, best_epoch, train_loss, ran = self._train(
+            best_loss, best_epoch, train_loss, ran, logits = self._train(
                 network, data, fitting, validation, epochs
             )
-            logits = _logits(network, data, validation, self)
             if self.calibration not in ("window", "validation", "none"):
                 raise ValueError(f"unknown calibration {self.calibration!r}")
             a, b = _platt(logits, labels[validation]) if self.calibration != "none" else (1.0, 0.0)
@@ -493,10 +498,10 @@ class TFTSignalModel:
         fitting: np.ndarray,
         validation: np.ndarray,
         epochs: int,
-    ) -> tuple[float, int, float, int]:
+    ) -> tuple[float, int, float, int, np.ndarray]:
         """Up to ``epochs`` epochs of AdamW on the ``fitting`` rows, keeping the weights of the
         epoch with the lowest ``validation`` loss (early stopping). Returns (best validation loss,
-        its epoch, last train loss, epochs run).
+        its epoch, last train loss, epochs run, the kept weights' validation logits).
         With a linear path the linear path alone (the network's head at zero) is kept unless the
         best candidate (the start, a warm start's weights included, or an epoch) beats it on the
         validation sessions by ``min_gain_z`` standard errors of the per-session mean loss
@@ -510,8 +515,15 @@ class TFTSignalModel:
             np.flatnonzero(fitting), data.ticker_idx, data.session_idx, self.chunk_sessions
         )
         per_batch = max(1, self.batch_size // self.chunk_sessions)
+
+        def validation_logits() -> np.ndarray:
+            return _logits(network, data, validation, self)
+
+        def losses_of(logits: np.ndarray) -> np.ndarray:
+            return _bce_rows(logits, data.labels[validation])
+
         best: tuple[float, int, dict | None] = (math.inf, 0, None)
-        linear_losses = best_losses = None
+        linear_losses = best_losses = best_logits = None
         if network.linear is not None:
             # The bar: the linear path alone (the network's head at zero). A warm start's own
             # weights (the previous version's network) are a candidate like any epoch's.
@@ -522,14 +534,12 @@ class TFTSignalModel:
                 "head.bias": torch.zeros_like(start_state["head.bias"]),
             }
             network.load_state_dict(linear_only)
-            linear_losses = _bce_rows(
-                _logits(network, data, validation, self), data.labels[validation]
-            )
+            linear_logits = validation_logits()
+            linear_losses = losses_of(linear_logits)
             initial = (float(linear_losses.mean()), 0, linear_only)
             network.load_state_dict(start_state)
-            best_losses = _bce_rows(
-                _logits(network, data, validation, self), data.labels[validation]
-            )
+            best_logits = validation_logits()
+            best_losses = losses_of(best_logits)
             best = (float(best_losses.mean()), 0, start_state)
         train_loss = math.nan
         ran = 0
@@ -551,18 +561,20 @@ class TFTSignalModel:
                 seen += len(batch)
             train_loss = total / max(seen, 1)
             ran = epoch
-            losses = _bce_rows(_logits(network, data, validation, self), data.labels[validation])
+            logits = validation_logits()
+            losses = losses_of(logits)
             val_loss = float(losses.mean())
             if val_loss < best[0] - 1e-6:
-                best, best_losses = (val_loss, epoch, _copy_state(network)), losses
+                best = (val_loss, epoch, _copy_state(network))
+                best_losses, best_logits = losses, logits
             elif epoch - best[1] >= self.patience:
                 break
         if linear_losses is not None:
             gain = _gain_z(linear_losses - best_losses, data.session_idx[validation])
             if not gain >= self.min_gain_z:
-                best = initial
+                best, best_logits = initial, linear_logits
         network.load_state_dict(best[2])
-        return best[0], best[1], train_loss, ran
+        return best[0], best[1], train_loss, ran, best_logits
 
     # -- scoring ----------------------------------------------------------------------------
 
@@ -727,7 +739,7 @@ def _fit_linear(
     index = np.flatnonzero(rows)
     values = data.panel.values[data.ticker_idx[index], data.session_idx[index]]
     x = values[:, list(network.linear_index)].astype("float64")
-    with threadpool_limits(limits=1):
+    with threadpool_limits(limits=SKLEARN_THREADS):
         fitted = LogisticRegression(C=regularization, max_iter=500).fit(x, data.labels[index])
     with torch.no_grad():
         network.linear.weight.copy_(torch.from_numpy(fitted.coef_.astype("float32")))
@@ -827,12 +839,7 @@ def _gain_z(gain: np.ndarray, sessions: np.ndarray) -> float:
 
 
 def _bce(logits: np.ndarray, labels: np.ndarray) -> float:
-    if len(labels) == 0:
-        return math.nan
-    logits = np.asarray(logits, dtype="float64")
-    labels = np.asarray(labels, dtype="float64")
-    # log(1 + e^x) - y x, computed stably.
-    return float(np.mean(np.logaddexp(0.0, logits) - labels * logits))
+    return float(_bce_rows(logits, labels).mean()) if len(labels) else math.nan
 
 
 def _log_odds(rate: float) -> float:
